@@ -1,0 +1,26 @@
+"""Environment registry: `make_env(name, **kw)` is the only constructor callers need."""
+
+from __future__ import annotations
+
+from importlib import import_module
+
+from .base import Env, ExpertStep
+
+# name -> "module:Class"; imported lazily so that TextCraft users never start a JVM.
+REGISTRY: dict[str, str] = {
+    "textcraft": "agentr_lib.envs.textcraft:TextCraftEnv",
+    "sciworld": "agentr_lib.envs.sciworld:ScienceWorldEnv",
+    "webshop": "agentr_lib.envs.webshop:WebShopEnv",
+}
+ENV_NAMES: tuple[str, ...] = tuple(REGISTRY)
+
+
+def make_env(name: str, **kwargs) -> Env:
+    """Build an environment by name ("textcraft", "sciworld", "webshop")."""
+    if name not in REGISTRY:
+        raise ValueError(f"unknown environment {name!r}; expected one of {sorted(REGISTRY)}")
+    module_name, class_name = REGISTRY[name].split(":")
+    return getattr(import_module(module_name), class_name)(**kwargs)
+
+
+__all__ = ["Env", "ExpertStep", "ENV_NAMES", "REGISTRY", "make_env"]
