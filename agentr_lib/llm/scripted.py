@@ -1,0 +1,30 @@
+"""A policy driven by a Python function: tests and MCTS checks without a language model."""
+
+from __future__ import annotations
+
+import random
+from typing import Callable
+
+from .base import Message
+
+ResponseFn = Callable[[list[Message], random.Random], str]
+
+
+class ScriptedPolicy:
+    """Calls `respond(conversation, rng)` once per requested sample; `rng` is seeded, so a
+    stochastic script is reproducible. Counts calls so tests can check batching."""
+
+    def __init__(self, respond: ResponseFn, seed: int = 0):
+        self.respond = respond
+        self.rng = random.Random(seed)
+        self.calls = 0
+
+    def generate(
+        self,
+        conversations: list[list[Message]],
+        n: int = 1,
+        temperature: float = 0.0,
+        max_new_tokens: int = 128,
+    ) -> list[list[str]]:
+        self.calls += 1
+        return [[self.respond(conversation, self.rng) for _ in range(n)] for conversation in conversations]

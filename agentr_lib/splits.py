@@ -1,0 +1,38 @@
+"""Deterministic train/test task lists per environment, shipped under data/splits/."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from .envs import ENV_NAMES, make_env
+from .io import atomic_write_json, read_json
+
+SPLITS_DIR = Path(__file__).resolve().parents[1] / "data" / "splits"
+
+
+def split_path(env_name: str, root: str | Path = SPLITS_DIR) -> Path:
+    return Path(root) / f"{env_name}.json"
+
+
+def write_splits(env_names: tuple[str, ...] = ENV_NAMES, root: str | Path = SPLITS_DIR) -> dict[str, Path]:
+    """Compute each environment's splits from its own deterministic rule and write them."""
+    written = {}
+    for name in env_names:
+        env = make_env(name)
+        try:
+            splits = {"env": name, "train": env.task_ids("train"), "test": env.task_ids("test")}
+        finally:
+            env.close()
+        written[name] = atomic_write_json(split_path(name, root), splits, indent=None)
+    return written
+
+
+def load_split(env_name: str, split: str, root: str | Path = SPLITS_DIR) -> list[int]:
+    """Task ids of one split, from the shipped file."""
+    path = split_path(env_name, root)
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: no split file; run agentr_lib.splits.write_splits(({env_name!r},))")
+    data = read_json(path)
+    if split not in data:
+        raise KeyError(f"{path}: no split {split!r}; expected one of 'train', 'test'")
+    return [int(task_id) for task_id in data[split]]
