@@ -69,9 +69,9 @@ class StepFailed(RuntimeError):
 def model_for_profile(profile: dict) -> str:
     """The base model path: the embedded tiny/micro model's cache folder, or what the user named."""
     if profile["model"] in ("tiny", "micro"):
-        from .tiny import model_dir
+        from .tiny import model_dir_for, resolve_spec
 
-        return str(model_dir(size=profile["model"]))
+        return str(model_dir_for(resolve_spec(profile["model"], seed=profile["seed"])))
     return str(profile["model"])
 
 
