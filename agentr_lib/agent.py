@@ -7,9 +7,16 @@ observation; then alternating assistant `Thought: ...\\nAction: <action>` and us
 from __future__ import annotations
 
 import re
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING, Union
 
-from .llm.base import Message
+from tqdm.auto import tqdm
+
+from .llm.base import Message, Policy
+
+if TYPE_CHECKING:
+    from .envs.base import Env
 
 ACK = "Ok."
 NO_ACTION_OBSERVATION = (
@@ -73,6 +80,8 @@ class Trajectory:
     final_reward: float = 0.0
     done: bool = False
     hit_turn_limit: bool = False
+    #: How many of `steps` were replayed from a given prefix (revision protocol), not generated.
+    prefix_len: int = 0
 
     @property
     def actions(self) -> list[str | None]:
@@ -106,3 +115,179 @@ class Trajectory:
         fields = {k: v for k, v in record.items() if k in cls.__dataclass_fields__}
         fields["steps"] = [Step(**step) for step in record.get("steps", [])]
         return cls(**fields)
+
+
+# --------------------------------------------------------------------------------------
+# Context budget
+# --------------------------------------------------------------------------------------
+
+#: The opening turns (instruction, "Ok.", first observation) are never dropped.
+N_OPENING = 3
+
+
+def truncate_messages(
+    messages: list[Message], count_tokens: Callable[[list[Message]], int], budget: int | None
+) -> list[Message]:
+    """Drop the oldest (assistant, observation) pairs after the first task observation until
+    `count_tokens(messages) <= budget`.
+
+    Why: a long episode must still fit the model's context; the instruction and the task
+    (first observation) are what the model cannot act without, and the latest turns are
+    what it acts on, so the middle goes first (as AgentGym does). The last pair (or a trailing
+    lone assistant turn) is always kept, so the result may still exceed a tiny budget.
+    Returns a new list; `messages` is not modified."""
+    if budget is None or count_tokens(messages) <= budget:
+        return list(messages)
+    head, tail = list(messages[:N_OPENING]), list(messages[N_OPENING:])
+    while len(tail) > 2 and count_tokens(head + tail) > budget:
+        tail = tail[2:]
+    return head + tail
+
+
+# --------------------------------------------------------------------------------------
+# Running episodes
+# --------------------------------------------------------------------------------------
+
+EnvSource = Union["Env", Sequence["Env"], Callable[[], "Env"]]
+
+
+@dataclass
+class _Live:
+    """One running episode inside run_episodes."""
+
+    index: int
+    env: "Env"
+    trajectory: Trajectory
+    messages: list[Message]
+
+
+def _apply(env: "Env", trajectory: Trajectory, messages: list[Message], response: str) -> Step:
+    """Parse one response, step the environment (or not, for a response without an action),
+    and record the turn in both the trajectory and the conversation."""
+    action = parse_action(response)
+    if action is None:
+        observation, reward, done = NO_ACTION_OBSERVATION, 0.0, False
+    else:
+        observation, reward, done = env.step(action)
+    step = Step(response=response, action=action, observation=observation, reward=float(reward), done=bool(done))
+    trajectory.steps.append(step)
+    trajectory.final_reward = min(1.0, max(0.0, step.reward))
+    trajectory.done = step.done
+    messages.append({"role": "assistant", "content": response})
+    messages.append({"role": "user", "content": observation})
+    return step
+
+
+def _start(
+    index: int, env: "Env", task_id: int, prefix: Sequence[str] | None, max_turns: int
+) -> _Live:
+    """Reset the env for `task_id` and replay the prefix responses (revision protocol)."""
+    first = env.reset(task_id)
+    trajectory = Trajectory(env=env.name, task_id=task_id, instruction=env.instruction, first_observation=first)
+    live = _Live(index=index, env=env, trajectory=trajectory, messages=opening_messages(env.instruction, first))
+    for response in prefix or ():
+        if trajectory.done or len(trajectory.steps) >= max_turns:
+            break
+        _apply(env, trajectory, live.messages, response)
+    trajectory.prefix_len = len(trajectory.steps)
+    return live
+
+
+def run_episodes(
+    policy: Policy,
+    envs: EnvSource,
+    task_ids: Sequence[int],
+    max_turns: int,
+    temperature: float = 0.0,
+    max_new_tokens: int = 128,
+    prefixes: Sequence[Sequence[str] | None] | None = None,
+    max_concurrency: int = 16,
+    on_finish: Callable[[int, Trajectory], None] | None = None,
+    progress: bool | str = True,
+) -> list[Trajectory]:
+    """Run one episode per task id, in lockstep: each turn makes ONE `policy.generate` call
+    over all live episodes (batching is what makes evaluation fast on a GPU and on CPU).
+
+    `envs`: a factory `() -> Env` (called up to `max_concurrency` times; those envs are closed
+    at the end), a list of envs (one per concurrent episode; not closed), or a single env
+    (sequential). An env is reused for the next pending task once its episode ends.
+    `prefixes[i]`: responses replayed into episode i before the policy takes over (the
+    revision-ability protocol); they count towards `max_turns`.
+    `on_finish(i, trajectory)` is called as soon as episode i ends (append-as-you-go logs).
+    Returns the trajectories in the order of `task_ids`."""
+    task_ids = list(task_ids)
+    if prefixes is not None and len(prefixes) != len(task_ids):
+        raise ValueError(f"prefixes has {len(prefixes)} entries, expected one per task id ({len(task_ids)})")
+    if max_turns < 1:
+        raise ValueError(f"max_turns must be >= 1, got {max_turns}")
+    owned: list["Env"] = []
+    if callable(envs) and not hasattr(envs, "reset"):
+        factory = envs
+        pool: list["Env"] = []
+    else:
+        factory = None
+        pool = [envs] if hasattr(envs, "reset") else list(envs)
+        if not pool:
+            raise ValueError("run_episodes: empty list of environments")
+    limit = max(1, min(max_concurrency if factory else len(pool), len(task_ids) or 1))
+    free: list["Env"] = list(pool[:limit])
+    results: list[Trajectory | None] = [None] * len(task_ids)
+    pending = list(range(len(task_ids)))[::-1]  # pop() from the end = task order
+    live: list[_Live] = []
+    bar = tqdm(total=len(task_ids), desc=progress if isinstance(progress, str) else "episodes",
+               disable=not progress, leave=False)
+
+    def finish(item: _Live) -> None:
+        trajectory = item.trajectory
+        trajectory.hit_turn_limit = not trajectory.done and len(trajectory.steps) >= max_turns
+        results[item.index] = trajectory
+        free.append(item.env)
+        bar.update(1)
+        if on_finish is not None:
+            on_finish(item.index, trajectory)
+
+    try:
+        while pending or live:
+            while pending and (free or (factory and len(owned) < limit)):
+                if not free:
+                    owned.append(factory())
+                    free.append(owned[-1])
+                index = pending.pop()
+                item = _start(index, free.pop(), task_ids[index], prefixes[index] if prefixes else None, max_turns)
+                if item.trajectory.done or len(item.trajectory.steps) >= max_turns:
+                    finish(item)
+                else:
+                    live.append(item)
+            if not live:
+                continue
+            replies = policy.generate([item.messages for item in live], n=1, temperature=temperature,
+                                      max_new_tokens=max_new_tokens)
+            if len(replies) != len(live):
+                raise RuntimeError(f"policy returned {len(replies)} reply lists for {len(live)} conversations")
+            still: list[_Live] = []
+            for item, samples in zip(live, replies):
+                _apply(item.env, item.trajectory, item.messages, samples[0] if samples else "")
+                if item.trajectory.done or len(item.trajectory.steps) >= max_turns:
+                    finish(item)
+                else:
+                    still.append(item)
+            live = still
+    finally:
+        bar.close()
+        for env in owned:
+            env.close()
+    return results  # type: ignore[return-value]
+
+
+def run_episode(
+    policy: Policy,
+    env: "Env",
+    task_id: int,
+    max_turns: int,
+    temperature: float = 0.0,
+    max_new_tokens: int = 128,
+    prefix: Sequence[str] | None = None,
+) -> Trajectory:
+    """One episode (see run_episodes); `prefix` = responses replayed before the policy acts."""
+    return run_episodes(policy, env, [task_id], max_turns, temperature=temperature, max_new_tokens=max_new_tokens,
+                        prefixes=[prefix] if prefix is not None else None, progress=False)[0]

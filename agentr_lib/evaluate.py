@@ -1,0 +1,304 @@
+"""Evaluation (SPEC section 7): a model on an environment's test split, batched across tasks.
+
+Files written under `out_dir` (one folder per model/run):
+- `<env>.jsonl`           one record per finished episode (Trajectory.to_dict + actions, loops),
+                          appended as each episode ends; a rerun skips the task ids already there.
+- `<env>.metrics.json`    mean reward x100, success x100, mean turns, n, loop means, ...
+- `<env>.config.json`     the settings of the run; a rerun with other settings refuses to mix.
+- `metrics.json`          `summarize` over the envs evaluated (per env + "average").
+- `<env>.revision.jsonl` / `<env>.revision.metrics.json`: the revision-ability protocol.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from .agent import Trajectory, run_episodes
+from .envs import make_env
+from .envs.base import Env
+from .io import append_jsonl, atomic_write_json, read_json, read_jsonl
+from .llm.base import Policy
+
+LOOP_MAX_LEN = 5
+#: Default episodes stepped in lockstep per env: each ScienceWorld env is a JVM.
+DEFAULT_CONCURRENCY: dict[str, int] = {"textcraft": 32, "webshop": 32, "sciworld": 4}
+
+
+# --------------------------------------------------------------------------------------
+# Loops (Figure 4)
+# --------------------------------------------------------------------------------------
+
+
+def loop_counts(actions: Sequence[str | None], max_len: int = LOOP_MAX_LEN) -> dict[int, int]:
+    """For each block length L = 1..max_len: the number of start positions i such that the
+    block actions[i:i+L] is immediately followed by the same block, actions[i+L:i+2L].
+
+    Overlapping occurrences all count: [a,a,a] has 2 for L=1 (positions 0 and 1);
+    [a,b,a,b] has 1 for L=2 and 0 for L=1; [a,b,a,b,a,b] has 3 for L=2 (positions 0, 1, 2:
+    ab|ab, ba|ba, ab|ab). Hence a run of one action repeated k times adds k-1 to L=1.
+    A missing action (None, a parse failure) is compared like any other action, so repeated
+    unparseable replies count as a loop."""
+    actions = list(actions)
+    counts: dict[int, int] = {}
+    for length in range(1, max_len + 1):
+        counts[length] = sum(
+            actions[i:i + length] == actions[i + length:i + 2 * length]
+            for i in range(0, len(actions) - 2 * length + 1)
+        )
+    return counts
+
+
+# --------------------------------------------------------------------------------------
+# Records and metrics
+# --------------------------------------------------------------------------------------
+
+
+def episode_record(trajectory: Trajectory, key: str | None = None, **extra: Any) -> dict[str, Any]:
+    """The JSONL record of one episode: Trajectory.to_dict() (steps, final_reward, success,
+    num_turns, hit_turn_limit, parse_failures, prefix_len) + `actions`, `loops`, `key`."""
+    record = trajectory.to_dict()
+    record["key"] = key if key is not None else str(trajectory.task_id)
+    record["actions"] = trajectory.actions
+    record["loops"] = {str(k): v for k, v in loop_counts(trajectory.actions).items()}
+    record.update(extra)
+    return record
+
+
+def _mean(values: Sequence[float]) -> float:
+    return float(sum(values) / len(values)) if values else 0.0
+
+
+def metrics_from_records(records: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """Mean final reward x100, success rate x100, mean turns, turn-limit rate x100, mean
+    parse failures per episode, mean loop counts per L (over episodes), n."""
+    records = list(records)
+    return {
+        "n": len(records),
+        "mean_reward": round(100 * _mean([r["final_reward"] for r in records]), 4),
+        "success": round(100 * _mean([float(r["success"]) for r in records]), 4),
+        "mean_turns": round(_mean([r["num_turns"] - r.get("prefix_len", 0) for r in records]), 4),
+        "hit_turn_limit": round(100 * _mean([float(r["hit_turn_limit"]) for r in records]), 4),
+        "parse_failures": round(_mean([r["parse_failures"] for r in records]), 4),
+        "loops": {str(k): round(_mean([r["loops"][str(k)] for r in records]), 4)
+                  for k in range(1, LOOP_MAX_LEN + 1)},
+    }
+
+
+SUMMARY_KEYS: tuple[str, ...] = ("mean_reward", "success", "mean_turns")
+
+
+def summarize(metrics_by_env: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
+    """Per-env metrics plus "average": the unweighted mean over envs (as the paper's Average
+    column) of mean_reward, success and mean_turns. Envs in sorted order."""
+    envs = sorted(k for k in metrics_by_env if k != "average")
+    summary: dict[str, Any] = {env: dict(metrics_by_env[env]) for env in envs}
+    summary["average"] = {key: round(_mean([float(metrics_by_env[e][key]) for e in envs]), 4) for key in SUMMARY_KEYS}
+    summary["average"]["envs"] = envs
+    return summary
+
+
+def load_metrics(out_dir: str | Path, kind: str = "metrics") -> dict[str, Any]:
+    """Read every `<env>.<kind>.json` of `out_dir` and summarize them."""
+    suffix = f".{kind}.json"
+    found = {p.name[:-len(suffix)]: read_json(p) for p in sorted(Path(out_dir).glob(f"*{suffix}"))
+             if "." not in p.name[:-len(suffix)]}
+    return summarize(found)
+
+
+# --------------------------------------------------------------------------------------
+# The logged, resumable runner
+# --------------------------------------------------------------------------------------
+
+
+def _factory(env_name: str, env_factory: Callable[[], Env] | None, env_kwargs: Mapping[str, Any] | None) -> Callable[[], Env]:
+    if env_factory is not None:
+        return env_factory
+    return lambda: make_env(env_name, **dict(env_kwargs or {}))
+
+
+def _check_config(path: Path, config: dict[str, Any]) -> None:
+    """Refuse to resume a JSONL written with other settings (it would mix two experiments)."""
+    if path.exists():
+        old = read_json(path)
+        diff = {k: (old.get(k), v) for k, v in config.items() if k in old and old.get(k) != v}
+        if diff:
+            raise ValueError(f"{path}: this folder was evaluated with other settings {diff} (old, new); "
+                             "use another out_dir or delete its files")
+    atomic_write_json(path, config)
+
+
+def _run_logged(
+    policy: Policy,
+    env_name: str,
+    items: Sequence[tuple[str, int, Sequence[str] | None]],
+    jsonl_path: Path,
+    max_turns: int,
+    temperature: float,
+    max_new_tokens: int,
+    max_concurrency: int | None,
+    env_factory: Callable[[], Env] | None,
+    env_kwargs: Mapping[str, Any] | None,
+    progress: bool,
+) -> list[dict[str, Any]]:
+    """Run the (key, task_id, prefix) items not yet in `jsonl_path`, append each episode as it
+    ends, and return the records of all requested keys in request order."""
+    done = {record["key"]: record for record in read_jsonl(jsonl_path)}
+    todo = [item for item in items if item[0] not in done]
+    if todo:
+        def on_finish(index: int, trajectory: Trajectory) -> None:
+            record = episode_record(trajectory, key=todo[index][0])
+            append_jsonl(jsonl_path, record)
+            done[record["key"]] = record
+
+        run_episodes(
+            policy, _factory(env_name, env_factory, env_kwargs), [task for _, task, _ in todo], max_turns,
+            temperature=temperature, max_new_tokens=max_new_tokens,
+            prefixes=[prefix for _, _, prefix in todo] if any(p is not None for _, _, p in todo) else None,
+            max_concurrency=max_concurrency or DEFAULT_CONCURRENCY.get(env_name, 16),
+            on_finish=on_finish, progress=f"{env_name}" if progress else False,
+        )
+    return [done[key] for key, _, _ in items]
+
+
+def evaluate(
+    policy: Policy,
+    env_name: str,
+    task_ids: Sequence[int],
+    out_dir: str | Path,
+    max_turns: int,
+    temperature: float = 0.0,
+    max_new_tokens: int = 128,
+    max_concurrency: int | None = None,
+    env_factory: Callable[[], Env] | None = None,
+    env_kwargs: Mapping[str, Any] | None = None,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Evaluate `policy` on `task_ids` of `env_name` (greedy by default); writes
+    `<env>.jsonl`, `<env>.metrics.json`, refreshes `metrics.json`; returns the env's metrics.
+    A rerun with the same out_dir resumes (finished task ids are not run again)."""
+    out_dir = Path(out_dir)
+    config = {"env": env_name, "max_turns": max_turns, "temperature": temperature, "max_new_tokens": max_new_tokens}
+    _check_config(out_dir / f"{env_name}.config.json", config)
+    items = [(str(task_id), int(task_id), None) for task_id in task_ids]
+    records = _run_logged(policy, env_name, items, out_dir / f"{env_name}.jsonl", max_turns, temperature,
+                          max_new_tokens, max_concurrency, env_factory, env_kwargs, progress)
+    metrics = {"env": env_name, **metrics_from_records(records), **{k: v for k, v in config.items() if k != "env"}}
+    atomic_write_json(out_dir / f"{env_name}.metrics.json", metrics)
+    atomic_write_json(out_dir / "metrics.json", load_metrics(out_dir))
+    return metrics
+
+
+# --------------------------------------------------------------------------------------
+# Revision ability (Table 3)
+# --------------------------------------------------------------------------------------
+
+
+def _cut(trajectory: Trajectory, rng: random.Random, max_prefix_turns: int) -> int:
+    """A seeded cut point: 1..(number of non-terminal steps, capped); 0 = not usable."""
+    usable = len(trajectory.steps) - (1 if trajectory.done else 0)
+    usable = min(usable, max_prefix_turns)
+    return rng.randint(1, usable) if usable >= 1 else 0
+
+
+def make_error_prefixes(
+    policy: Policy,
+    env_name: str,
+    task_ids: Sequence[int],
+    out_path: str | Path,
+    seed: int,
+    max_turns: int,
+    temperature: float = 1.0,
+    attempts: int = 3,
+    max_prefix_turns: int | None = None,
+    max_new_tokens: int = 128,
+    max_concurrency: int | None = None,
+    env_factory: Callable[[], Env] | None = None,
+    env_kwargs: Mapping[str, Any] | None = None,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """The fixed set of erroneous prefixes for the revision-ability protocol, made ONCE and
+    reused by every model (if `out_path` exists it is loaded and returned as is).
+
+    For each task: roll out `policy` (the base model) at `temperature` > 0, up to `attempts`
+    times for the tasks that have no failure yet; from the first failed rollout (final reward
+    < 1) keep its responses up to a cut drawn with Random(f"{seed}:{env}:{task}") in
+    1..min(non-terminal steps, max_prefix_turns) (default max_turns // 2, so the model has
+    turns left to recover). Tasks the policy always solves get no prefix (listed in
+    "no_failure"). Returns the saved dict: {"env", "seed", "max_turns", ..., "prefixes": [
+    {"key", "task_id", "responses", "actions", "source_reward", "source_turns"}]}."""
+    out_path = Path(out_path)
+    if out_path.exists():
+        data = read_json(out_path)
+        if data.get("env") != env_name:
+            raise ValueError(f"{out_path}: holds prefixes for env {data.get('env')!r}, not {env_name!r}")
+        return data
+    if temperature <= 0:
+        raise ValueError(f"make_error_prefixes needs temperature > 0 to sample failures, got {temperature}")
+    max_prefix_turns = max_prefix_turns or max(1, max_turns // 2)
+    chosen: dict[int, dict[str, Any]] = {}
+    remaining = [int(t) for t in task_ids]
+    for attempt in range(attempts):
+        if not remaining:
+            break
+        trajectories = run_episodes(
+            policy, _factory(env_name, env_factory, env_kwargs), remaining, max_turns, temperature=temperature,
+            max_new_tokens=max_new_tokens, max_concurrency=max_concurrency or DEFAULT_CONCURRENCY.get(env_name, 16),
+            progress=f"{env_name} error prefixes ({attempt + 1}/{attempts})" if progress else False,
+        )
+        for task_id, trajectory in zip(remaining, trajectories):
+            if trajectory.success:
+                continue
+            cut = _cut(trajectory, random.Random(f"{seed}:{env_name}:{task_id}"), max_prefix_turns)
+            if cut:
+                steps = trajectory.steps[:cut]
+                chosen[task_id] = {
+                    "key": str(task_id), "task_id": task_id, "responses": [s.response for s in steps],
+                    "actions": [s.action for s in steps], "source_reward": trajectory.final_reward,
+                    "source_turns": len(trajectory.steps), "attempt": attempt,
+                }
+        remaining = [t for t in remaining if t not in chosen]
+    data = {
+        "env": env_name, "seed": seed, "max_turns": max_turns, "temperature": temperature, "attempts": attempts,
+        "max_prefix_turns": max_prefix_turns, "prefixes": [chosen[t] for t in sorted(chosen)],
+        "no_failure": sorted(remaining),
+    }
+    atomic_write_json(out_path, data)
+    return data
+
+
+def evaluate_revision(
+    policy: Policy,
+    env_name: str,
+    prefixes_path: str | Path,
+    out_dir: str | Path,
+    max_turns: int | None = None,
+    temperature: float = 0.0,
+    max_new_tokens: int = 128,
+    max_concurrency: int | None = None,
+    env_factory: Callable[[], Env] | None = None,
+    env_kwargs: Mapping[str, Any] | None = None,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Continue from every saved erroneous prefix (replayed into the env) and report mean
+    final reward x100 (and success x100, mean turns after the prefix). `max_turns` counts the
+    prefix too (default: the rollouts' max_turns stored with the prefixes). Resumable like
+    `evaluate`; writes `<env>.revision.jsonl` and `<env>.revision.metrics.json`."""
+    data = read_json(prefixes_path)
+    if data.get("env") != env_name:
+        raise ValueError(f"{prefixes_path}: holds prefixes for env {data.get('env')!r}, not {env_name!r}")
+    out_dir = Path(out_dir)
+    max_turns = int(max_turns or data["max_turns"])
+    config = {"env": env_name, "max_turns": max_turns, "temperature": temperature, "max_new_tokens": max_new_tokens,
+              "prefixes": str(prefixes_path), "seed": data.get("seed")}
+    _check_config(out_dir / f"{env_name}.revision.config.json", config)
+    items = [(p["key"], int(p["task_id"]), p["responses"]) for p in data["prefixes"]]
+    records = _run_logged(policy, env_name, items, out_dir / f"{env_name}.revision.jsonl", max_turns, temperature,
+                          max_new_tokens, max_concurrency, env_factory, env_kwargs, progress)
+    metrics = {"env": env_name, **metrics_from_records(records), "max_turns": max_turns, "temperature": temperature,
+               "prefix_source_reward": round(100 * _mean([p["source_reward"] for p in data["prefixes"]]), 4),
+               "n_tasks_without_failure": len(data.get("no_failure", []))}
+    atomic_write_json(out_dir / f"{env_name}.revision.metrics.json", metrics)
+    return metrics

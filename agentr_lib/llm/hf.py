@@ -1,0 +1,194 @@
+"""The `hf` backend: transformers `generate`, batched over conversations x samples.
+
+transformers is imported lazily (inside `load`), never at module import: the `unsloth`
+backend must import unsloth before transformers, and reuses this module's generate path.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from ..agent import truncate_messages
+from .base import Message
+
+#: End-of-turn markers of common chat templates; each is a stop token when the vocab has it.
+END_OF_TURN_TOKENS: tuple[str, ...] = ("<|im_end|>", "<|eot_id|>", "<|end|>", "<end_of_turn>")
+
+
+def _offline() -> bool:
+    return any(os.environ.get(var, "").strip().lower() in {"1", "true", "yes", "on"}
+               for var in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"))
+
+
+def check_model_source(model: str | os.PathLike) -> str:
+    """A local folder is used as is; a hub name is only allowed when the hub is reachable.
+    Raises FileNotFoundError with what to do instead (pass a local path)."""
+    model = str(model)
+    if Path(model).expanduser().exists():
+        return str(Path(model).expanduser())
+    looks_local = model.startswith((".", "/", "~")) or os.sep in model.strip("/").replace("/", "", 1)
+    if looks_local or _offline():
+        why = "HF_HUB_OFFLINE is set" if _offline() and not looks_local else "it does not exist"
+        raise FileNotFoundError(
+            f"model {model!r}: no such local folder and it cannot be loaded from the Hugging Face hub ({why}). "
+            "Pass a local path to a saved model (e.g. data/models/tiny-<...>, built by `python -m agentr_lib.tiny build`), "
+            "or unset HF_HUB_OFFLINE on a machine with internet to use a hub name."
+        )
+    return model
+
+
+def stop_token_ids(tokenizer: Any, model: Any = None) -> list[int]:
+    """eos_token + the chat template's end-of-turn token(s) + the model's configured eos ids,
+    de-duplicated in a fixed order."""
+    ids: list[int] = []
+
+    def add(value: Any) -> None:
+        for item in value if isinstance(value, (list, tuple)) else [value]:
+            if isinstance(item, int) and item >= 0 and item not in ids:
+                ids.append(item)
+
+    add(tokenizer.eos_token_id)
+    vocab = tokenizer.get_vocab()
+    for token in END_OF_TURN_TOKENS:
+        if token in vocab:
+            add(vocab[token])
+    config = getattr(model, "generation_config", None)
+    if config is not None:
+        add(config.eos_token_id)
+    if not ids:
+        raise ValueError("tokenizer has no eos_token and no known end-of-turn token: generation would never stop")
+    return ids
+
+
+class HFPolicy:
+    """Batched chat generation with a loaded transformers model + tokenizer.
+
+    - Left padding, so every sequence's next token sits in the last column.
+    - conversations x n samples go through `generate` in chunks of `max_batch_size` rows,
+      sorted by prompt length (less padding); greedy (temperature 0) computes one sample
+      per conversation and copies it n times.
+    - Stops at the chat template's end-of-turn token; replies are decoded without special
+      tokens and stripped.
+    - `context_budget` (tokens of the rendered prompt): older turns are dropped with
+      `agent.truncate_messages`, keeping the instruction, first observation and latest turns.
+    """
+
+    def __init__(
+        self,
+        model: Any,
+        tokenizer: Any,
+        max_batch_size: int = 32,
+        context_budget: int | None = None,
+        threads: int | None = None,
+        seed: int | None = None,
+    ) -> None:
+        import torch
+
+        if threads:
+            torch.set_num_threads(int(threads))
+        self.model = model
+        self.tokenizer = tokenizer
+        self.max_batch_size = max(1, int(max_batch_size))
+        self.context_budget = context_budget
+        self.generator_seed = seed
+        if getattr(tokenizer, "chat_template", None) is None:
+            raise ValueError("tokenizer has no chat_template: the agent conversation cannot be rendered")
+        tokenizer.padding_side = "left"
+        self.stop_ids = stop_token_ids(tokenizer, model)
+        if tokenizer.pad_token_id is None:
+            tokenizer.pad_token = tokenizer.convert_ids_to_tokens(self.stop_ids[0])
+        self.pad_id = int(tokenizer.pad_token_id)
+        self.calls = 0
+        self.generated_tokens = 0
+
+    # ---- loading -------------------------------------------------------------------
+    @classmethod
+    def load(
+        cls,
+        model: str | os.PathLike,
+        device: str | None = None,
+        dtype: str | None = None,
+        **kwargs: Any,
+    ) -> "HFPolicy":
+        """Load a local folder (or a hub name where the hub is reachable) with transformers."""
+        import torch
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        source = check_model_source(model)
+        device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+        torch_dtype = getattr(torch, dtype) if isinstance(dtype, str) else dtype
+        if torch_dtype is None:
+            torch_dtype = torch.bfloat16 if device.startswith("cuda") else torch.float32
+        try:
+            tokenizer = AutoTokenizer.from_pretrained(source)
+            lm = AutoModelForCausalLM.from_pretrained(source, dtype=torch_dtype)
+        except OSError as err:
+            raise FileNotFoundError(f"model {str(model)!r}: could not load it ({err}). Pass a local path to a saved model.") from err
+        lm.to(device).eval()
+        return cls(lm, tokenizer, **kwargs)
+
+    # ---- tokens ----------------------------------------------------------------------
+    def render(self, messages: Sequence[Message]) -> str:
+        """The prompt text: the chat template with the assistant generation prompt."""
+        clean = [{"role": m["role"], "content": m["content"]} for m in messages]
+        return self.tokenizer.apply_chat_template(clean, tokenize=False, add_generation_prompt=True)
+
+    def count_tokens(self, messages: Sequence[Message]) -> int:
+        """Tokens of the rendered prompt (what the context budget is measured in)."""
+        return len(self.tokenizer(self.render(messages), add_special_tokens=False)["input_ids"])
+
+    def prompt(self, messages: Sequence[Message]) -> str:
+        return self.render(truncate_messages(list(messages), self.count_tokens, self.context_budget))
+
+    # ---- generation -------------------------------------------------------------------
+    def generate(
+        self,
+        conversations: list[list[Message]],
+        n: int = 1,
+        temperature: float = 0.0,
+        max_new_tokens: int = 128,
+    ) -> list[list[str]]:
+        """For each conversation, `n` assistant replies (temperature 0 = greedy)."""
+        import torch
+
+        self.calls += 1
+        if not conversations:
+            return []
+        greedy = temperature is None or temperature <= 0
+        copies = 1 if greedy else n
+        prompts = [self.prompt(c) for c in conversations]
+        rows = [(len(p), i) for i, p in enumerate(prompts) for _ in range(copies)]
+        rows.sort(key=lambda row: (-row[0], row[1]))  # longest first: an OOM shows up at once
+        out: list[list[str]] = [[] for _ in conversations]
+        device = next(self.model.parameters()).device
+        kwargs: dict[str, Any] = dict(
+            max_new_tokens=int(max_new_tokens), eos_token_id=self.stop_ids, pad_token_id=self.pad_id,
+            do_sample=not greedy,
+        )
+        if greedy:
+            kwargs.update(temperature=None, top_p=None, top_k=None)
+        else:
+            kwargs.update(temperature=float(temperature), top_p=1.0, top_k=0)
+        if self.generator_seed is not None and not greedy:
+            torch.manual_seed(self.generator_seed + self.calls)
+        with torch.inference_mode():
+            for start in range(0, len(rows), self.max_batch_size):
+                chunk = rows[start:start + self.max_batch_size]
+                batch = self.tokenizer([prompts[i] for _, i in chunk], return_tensors="pt", padding=True,
+                                       add_special_tokens=False).to(device)
+                generated = self.model.generate(**batch, **kwargs)
+                new = generated[:, batch["input_ids"].shape[1]:]
+                for (_, i), ids in zip(chunk, new):
+                    ids = ids.tolist()
+                    for position, token in enumerate(ids):
+                        if token in self.stop_ids:
+                            ids = ids[:position]
+                            break
+                    self.generated_tokens += len(ids)
+                    out[i].append(self.tokenizer.decode(ids, skip_special_tokens=True).strip())
+        if greedy and n > 1:
+            out = [replies * n for replies in out]
+        return out

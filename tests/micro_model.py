@@ -1,0 +1,62 @@
+"""A micro chat model built in a second, for tests of anything that needs a real
+transformers model + tokenizer (never downloaded): a byte-level BPE tokenizer trained on a
+few strings, wrapped in PreTrainedTokenizerFast with a ChatML chat template
+(<|im_start|>/<|im_end|>), and a randomly initialised 2-layer Qwen2ForCausalLM.
+
+Reuse: `from tests.micro_model import build_micro_model` (or put tests/ on sys.path) and call
+`build_micro_model(tmp_path / "micro")`; it returns the folder, loadable with
+`AutoTokenizer/AutoModelForCausalLM.from_pretrained` or `agentr_lib.llm.load_policy("hf", path)`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+CHATML_TEMPLATE = (
+    "{% for message in messages %}"
+    "{{ '<|im_start|>' + message['role'] + '\n' + message['content'] + '<|im_end|>' + '\n' }}"
+    "{% endfor %}"
+    "{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}"
+)
+SPECIAL_TOKENS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
+TRAINING_TEXT = [
+    "Thought: I need oak planks first.\nAction: get 1 oak log",
+    "Action: craft 4 oak planks using 1 oak log",
+    "Crafting commands: craft 1 stick using 2 planks. Goal: craft stick.",
+    "Got 1 oak log. Inventory: [oak planks] (4). Could not find enough items.",
+    "search[blue shoes] click[buy now] Back to Search Next > WebShop [SEP] Instruction:",
+    "look around. open door to kitchen. pick up thermometer. focus on water.",
+]
+
+
+def build_micro_model(folder: str | Path, seed: int = 0, hidden: int = 32, layers: int = 2, vocab_size: int = 400) -> Path:
+    """Train the tokenizer, init the model with `seed`, save both to `folder`; returns it."""
+    import torch
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast, Qwen2Config, Qwen2ForCausalLM
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    raw = Tokenizer(models.BPE())
+    raw.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    raw.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=SPECIAL_TOKENS,
+                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False)
+    raw.train_from_iterator(TRAINING_TEXT, trainer=trainer)
+    tokenizer = PreTrainedTokenizerFast(tokenizer_object=raw, eos_token="<|im_end|>", pad_token="<|endoftext|>",
+                                        bos_token=None, unk_token=None)
+    tokenizer.chat_template = CHATML_TEMPLATE
+    tokenizer.save_pretrained(folder)
+
+    torch.manual_seed(seed)
+    config = Qwen2Config(
+        vocab_size=len(tokenizer), hidden_size=hidden, intermediate_size=2 * hidden, num_hidden_layers=layers,
+        num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=2048, tie_word_embeddings=False, initializer_range=0.2,
+        eos_token_id=tokenizer.convert_tokens_to_ids("<|im_end|>"), pad_token_id=tokenizer.pad_token_id,
+        bos_token_id=None,
+    )
+    model = Qwen2ForCausalLM(config)
+    model.generation_config.eos_token_id = config.eos_token_id
+    model.generation_config.pad_token_id = config.pad_token_id
+    model.save_pretrained(folder)
+    return folder
