@@ -1,0 +1,466 @@
+"""The embedded CPU default model: an offline tokenizer + a small Qwen2 causal LM warm-started
+by behaviour cloning (BC) on the environments' own expert demonstrations.
+
+Why: no real weights can be downloaded here or in CI, yet the whole Agent-R loop must run on
+a laptop CPU. This model is a stand-in for the instruct model -- imperfect on purpose, so that
+search finds both good and bad trajectories.
+
+Pieces: a byte-level BPE tokenizer trained with `tokenizers` on environment text, wrapped in
+`PreTrainedTokenizerFast` with a ChatML/Qwen2.5-style chat template (no default system
+prompt: it would cost tokens on every turn); a `Qwen2ForCausalLM`; BC through the same code
+path as SFT (agentr_lib.data masks + agentr_lib.train hf backend, full fine-tuning) on train
+task ids only (test goals stay unseen); a greedy evaluation on held-out test ids whose scores
+go into model_card.json.
+
+CLI: `python -m agentr_lib.tiny build [--size tiny|micro] [--force] [--seed 0]`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import random
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from .agent import NO_ACTION_OBSERVATION, format_response, opening_messages, parse_action
+from .io import atomic_write_json, read_json
+
+ROOT = Path(__file__).resolve().parents[1]
+MODELS_DIR = ROOT / "data" / "models"
+TINY_VERSION = "v1"
+
+SPECIAL_TOKENS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
+
+# ChatML as Qwen2.5 renders it, minus the default system prompt. `{% generation %}` marks the
+# trained part of assistant turns (content + <|im_end|>) for tools that read the markers;
+# agentr_lib.data derives the same spans from prefix renders.
+CHAT_TEMPLATE = (
+    "{%- for message in messages %}"
+    "{{- '<|im_start|>' + message['role'] + '\\n' }}"
+    "{%- if message['role'] == 'assistant' %}"
+    "{% generation %}{{- message['content'] + '<|im_end|>' }}{% endgeneration %}{{- '\\n' }}"
+    "{%- else %}"
+    "{{- message['content'] + '<|im_end|>\\n' }}"
+    "{%- endif %}"
+    "{%- endfor %}"
+    "{%- if add_generation_prompt %}{{- '<|im_start|>assistant\\n' }}{%- endif %}"
+)
+
+
+@dataclass
+class TinySpec:
+    """Everything that determines a build (hashed into the cache folder name)."""
+
+    size: str = "tiny"
+    seed: int = 0
+    envs: tuple[str, ...] = ("textcraft",)
+    vocab_size: int = 1024
+    hidden_size: int = 128
+    num_layers: int = 4
+    num_heads: int = 4
+    num_kv_heads: int = 2
+    intermediate_size: int = 512
+    max_position: int = 2048
+    # BC data
+    textcraft_seeds: int = 20          # distractor seeds per train goal
+    max_train_tasks: int | None = None  # per env (None = all train ids)
+    other_env_repeats: int = 1
+    max_seq_length: int = 1024
+    # BC optimisation (a fixed step count keeps the build deterministic; `minutes` is a cap)
+    epochs: float = 1.0
+    max_steps: int | None = None
+    batch_size: int = 16
+    learning_rate: float = 3e-3
+    warmup_ratio: float = 0.03
+    minutes: float = 15.0
+    threads: int = 2
+    # evaluation
+    eval_tasks: int | None = 100        # per env, from the test split
+    eval_max_turns: int = 20
+
+    def key(self) -> str:
+        record = asdict(self)
+        for volatile in ("minutes", "threads", "eval_tasks", "eval_max_turns"):
+            record.pop(volatile)
+        digest = hashlib.sha256(json.dumps(record, sort_keys=True).encode()).hexdigest()[:8]
+        return f"tiny-{TINY_VERSION}-{self.size}-{digest}"
+
+
+SIZES: dict[str, TinySpec] = {
+    "tiny": TinySpec(),
+    # seconds to build: what the tests use
+    "micro": TinySpec(
+        size="micro", vocab_size=320, hidden_size=32, num_layers=1, num_heads=2, num_kv_heads=1,
+        intermediate_size=64, max_position=1024, textcraft_seeds=1, max_train_tasks=6, epochs=1.0,
+        max_steps=4, batch_size=4, learning_rate=3e-3, minutes=1.0, eval_tasks=0, max_seq_length=512,
+    ),
+}
+
+
+# ---------------------------------------------------------------------------------------
+# Tokenizer
+
+
+def train_tokenizer(texts: Sequence[str], vocab_size: int) -> Any:
+    """Byte-level BPE trained on `texts` (order matters for ties: pass them sorted/deterministic),
+    wrapped as a PreTrainedTokenizerFast with the ChatML template."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    core = Tokenizer(models.BPE(unk_token=None))
+    core.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    core.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size,
+        special_tokens=SPECIAL_TOKENS,
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
+    core.train_from_iterator(list(texts), trainer=trainer)
+    tokenizer = PreTrainedTokenizerFast(
+        tokenizer_object=core,
+        eos_token="<|im_end|>",
+        pad_token="<|endoftext|>",
+        additional_special_tokens=["<|im_start|>"],
+        clean_up_tokenization_spaces=False,
+        model_max_length=4096,
+    )
+    tokenizer.chat_template = CHAT_TEMPLATE
+    tokenizer.padding_side = "left"
+    return tokenizer
+
+
+def make_model(spec: TinySpec, tokenizer: Any) -> Any:
+    """A freshly initialised Qwen2ForCausalLM of the spec's shape (seeded)."""
+    import torch
+    from transformers import Qwen2Config, Qwen2ForCausalLM
+
+    torch.manual_seed(spec.seed)
+    config = Qwen2Config(
+        vocab_size=len(tokenizer),
+        hidden_size=spec.hidden_size,
+        intermediate_size=spec.intermediate_size,
+        num_hidden_layers=spec.num_layers,
+        num_attention_heads=spec.num_heads,
+        num_key_value_heads=spec.num_kv_heads,
+        max_position_embeddings=spec.max_position,
+        tie_word_embeddings=True,
+        bos_token_id=None,
+        eos_token_id=tokenizer.convert_tokens_to_ids("<|im_end|>"),
+        pad_token_id=tokenizer.pad_token_id,
+        rope_theta=10000.0,
+    )
+    model = Qwen2ForCausalLM(config)
+    model.generation_config.eos_token_id = config.eos_token_id
+    model.generation_config.pad_token_id = config.pad_token_id
+    model.generation_config.bos_token_id = None
+    return model
+
+
+# ---------------------------------------------------------------------------------------
+# Demonstrations
+
+
+def _make_env(name: str, seed: int | None = None) -> Any:
+    from .envs import make_env
+
+    if seed is None:
+        return make_env(name)
+    try:
+        return make_env(name, seed=seed)
+    except TypeError:
+        return make_env(name)
+
+
+def expert_episode(env: Any, task_id: int) -> dict | None:
+    """Replay the expert on `task_id`: the conversation (all assistant turns trained) and its
+    final reward; None when the expert cannot be produced."""
+    first = env.reset(task_id)
+    steps = env.expert(task_id)
+    first = env.reset(task_id)  # expert() may have moved the env
+    messages = opening_messages(env.instruction, first)
+    reward, done = 0.0, False
+    for step in steps:
+        messages.append({"role": "assistant", "content": format_response(step.thought, step.action)})
+        observation, reward, done = env.step(step.action)
+        messages.append({"role": "user", "content": observation})
+        if done:
+            break
+    if messages[-1]["role"] == "user" and len(messages) > 3:
+        messages.pop()  # the final observation is never trained; keep the episode ending on the agent
+    for message in messages:
+        message["loss"] = message["role"] == "assistant"
+    return {"messages": messages, "reward": float(reward), "done": bool(done)}
+
+
+def collect_demos(spec: TinySpec, progress: bool = True) -> tuple[list[dict], dict]:
+    """Expert demonstrations on TRAIN task ids only, per env; returns (rows, per-env stats).
+
+    TextCraft: every train goal under `textcraft_seeds` distractor seeds (the env's `seed`
+    argument, when it has one). Other envs: each train task's expert path, repeated
+    `other_env_repeats` times in the mix."""
+    from tqdm.auto import tqdm
+
+    rows: list[dict] = []
+    stats: dict[str, dict] = {}
+    for name in spec.envs:
+        seeds = list(range(spec.textcraft_seeds)) if name == "textcraft" else [None]
+        kept = failed = 0
+        for seed in seeds:
+            env = _make_env(name, seed if seed is not None else None)
+            try:
+                ids = list(env.task_ids("train"))
+                if spec.max_train_tasks is not None:
+                    ids = ids[: spec.max_train_tasks]
+                for task_id in tqdm(ids, desc=f"demos {name} seed {seed}", disable=not progress, leave=False):
+                    try:
+                        episode = expert_episode(env, task_id)
+                    except Exception as err:  # noqa: BLE001 -- a broken expert path is skipped and counted
+                        print(f"[tiny] {name} task {task_id}: expert failed ({type(err).__name__}: {err})", file=sys.stderr)
+                        episode = None
+                    if episode is None or episode["reward"] <= 0:
+                        failed += 1
+                        continue
+                    repeats = 1 if name == "textcraft" else spec.other_env_repeats
+                    for _ in range(repeats):
+                        rows.append({"messages": episode["messages"], "env": name, "task_id": int(task_id)})
+                    kept += 1
+            finally:
+                env.close()
+        stats[name] = {"episodes": kept, "expert_failures": failed, "seeds": len(seeds)}
+    random.Random(spec.seed).shuffle(rows)
+    return rows, stats
+
+
+# ---------------------------------------------------------------------------------------
+# Greedy evaluation (a minimal loop; agentr_lib.evaluate is the full one)
+
+
+def _truncate_history(tokenizer: Any, messages: list[dict], budget: int) -> list[dict]:
+    """Drop the oldest (assistant, observation) pairs after the first observation until the
+    rendered prompt fits `budget` tokens."""
+    messages = list(messages)
+    while len(messages) > 5:
+        ids = tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=True)
+        ids = ids["input_ids"] if isinstance(ids, dict) or hasattr(ids, "keys") else ids
+        if len(ids) <= budget:
+            break
+        del messages[3:5]
+    return messages
+
+
+def greedy_reply(model: Any, tokenizer: Any, messages: list[dict], max_new_tokens: int = 96) -> str:
+    import torch
+
+    budget = model.config.max_position_embeddings - max_new_tokens
+    prompt = _truncate_history(tokenizer, messages, budget)
+    text = tokenizer.apply_chat_template(prompt, add_generation_prompt=True, tokenize=False)
+    ids = torch.tensor([tokenizer(text, add_special_tokens=False)["input_ids"][-budget:]])
+    with torch.no_grad():
+        out = model.generate(
+            input_ids=ids,
+            attention_mask=torch.ones_like(ids),
+            max_new_tokens=max_new_tokens,
+            do_sample=False,
+            eos_token_id=tokenizer.convert_tokens_to_ids("<|im_end|>"),
+            pad_token_id=tokenizer.pad_token_id,
+        )
+    return tokenizer.decode(out[0, ids.shape[1]:], skip_special_tokens=True)
+
+
+def evaluate_greedy(model_dir: str | Path, env_name: str, task_ids: Sequence[int], max_turns: int = 20,
+                    progress: bool = True) -> dict:
+    """Greedy success/reward of the model in `model_dir` on `task_ids` (held-out test ids)."""
+    import torch
+    from tqdm.auto import tqdm
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32).eval()
+    env = _make_env(env_name)
+    rewards, turns, actions, parse_failures = [], [], 0, 0
+    started = time.time()
+    try:
+        for task_id in tqdm(list(task_ids), desc=f"eval {env_name}", disable=not progress):
+            messages = opening_messages(env.instruction, env.reset(task_id))
+            reward, used = 0.0, 0
+            for used in range(1, max_turns + 1):
+                response = greedy_reply(model, tokenizer, messages)
+                action = parse_action(response)
+                actions += 1
+                if action is None:
+                    parse_failures += 1
+                    observation, reward, done = NO_ACTION_OBSERVATION, 0.0, False
+                else:
+                    observation, reward, done = env.step(action)
+                messages += [{"role": "assistant", "content": response}, {"role": "user", "content": observation}]
+                if done:
+                    break
+            rewards.append(float(reward))
+            turns.append(used)
+    finally:
+        env.close()
+    n = max(len(rewards), 1)
+    seconds = time.time() - started
+    return {
+        "env": env_name,
+        "tasks": len(rewards),
+        "success": 100.0 * sum(r >= 1.0 for r in rewards) / n,
+        "mean_reward": 100.0 * sum(rewards) / n,
+        "mean_turns": sum(turns) / n,
+        "parse_failure_rate": parse_failures / max(actions, 1),
+        "ms_per_action": 1000.0 * seconds / max(actions, 1),
+        "seconds": seconds,
+        "rewards": rewards,
+    }
+
+
+# ---------------------------------------------------------------------------------------
+# Build
+
+
+def model_dir_for(spec: TinySpec, root: str | Path = MODELS_DIR) -> Path:
+    return Path(root) / spec.key()
+
+
+def resolve_spec(size: str = "tiny", seed: int = 0, envs: Sequence[str] | None = None, **overrides: Any) -> TinySpec:
+    if size not in SIZES:
+        raise ValueError(f"size={size!r}; expected one of {sorted(SIZES)}")
+    spec = replace(SIZES[size], seed=seed, **overrides)
+    if envs is not None:
+        spec = replace(spec, envs=tuple(envs))
+    return spec
+
+
+def build_tiny_model(out_dir: str | Path | None = None, size: str = "tiny", seed: int = 0,
+                     envs: Sequence[str] | None = None, minutes: float | None = None, force: bool = False,
+                     evaluate: bool = True, progress: bool = True, **overrides: Any) -> Path:
+    """Build (or load from cache) the tiny model; returns the folder holding config,
+    weights, tokenizer and model_card.json (loadable with AutoModelForCausalLM/AutoTokenizer).
+
+    Deterministic for a seed: fixed data order, fixed step count (`minutes` only caps a run
+    that is slower than planned, and the card then says so)."""
+    import torch
+
+    from .data import tokenize_dataset
+    from .train import SFTConfig, train_sft
+
+    if minutes is not None:
+        overrides["minutes"] = minutes
+    spec = resolve_spec(size, seed, envs, **overrides)
+    out = Path(out_dir) if out_dir is not None else model_dir_for(spec)
+    card_path = out / "model_card.json"
+    if card_path.exists() and not force:
+        return out
+    started = time.time()
+    random.seed(spec.seed)
+    torch.manual_seed(spec.seed)
+
+    rows, demo_stats = collect_demos(spec, progress=progress)
+    if not rows:
+        raise RuntimeError(f"no expert demonstrations for envs {spec.envs}: check the environments")
+    # distinct message texts (the repeated instruction would otherwise dominate the merges),
+    # plus the role names the template writes on every turn
+    texts = sorted({m["content"] for row in rows for m in row["messages"]})
+    texts += ["user\nassistant\nsystem\n"] * 200
+    tokenizer = train_tokenizer(texts, spec.vocab_size)
+    dataset, tok_stats = tokenize_dataset(rows, tokenizer, spec.max_seq_length, progress=progress)
+    for name in spec.envs:
+        env_tokens = sum(n for n, i in zip(dataset["num_tokens"], dataset["source_index"]) if rows[i]["env"] == name)
+        demo_stats.setdefault(name, {})["tokens"] = int(env_tokens)
+    init_dir = out / "init"
+    model = make_model(spec, tokenizer)
+    model.save_pretrained(init_dir)
+    tokenizer.save_pretrained(init_dir)
+    config = SFTConfig(
+        lora=False, learning_rate=spec.learning_rate, num_epochs=spec.epochs, max_steps=spec.max_steps,
+        batch_size=spec.batch_size, warmup_ratio=spec.warmup_ratio, max_seq_length=spec.max_seq_length,
+        seed=spec.seed, threads=spec.threads, time_limit_s=spec.minutes * 60.0, init_from="scratch",
+        save_adapter=False, progress=progress,
+    )
+    train_dir = out / "bc"
+    metrics = train_sft(str(init_dir), dataset, train_dir, config, backend="hf")
+    merged = train_dir / "merged"
+    # the model folder itself is the loadable model
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    final_model = AutoModelForCausalLM.from_pretrained(merged)
+    final_model.save_pretrained(out)
+    AutoTokenizer.from_pretrained(merged).save_pretrained(out)
+    n_params = sum(p.numel() for p in final_model.parameters())
+    card = {
+        "name": spec.key(),
+        "version": TINY_VERSION,
+        "spec": asdict(spec),
+        "params": int(n_params),
+        "vocab": len(tokenizer),
+        "tokenizer": "byte-level BPE (tokenizers), ChatML template, no default system prompt",
+        "data": {"envs": list(spec.envs), "per_env": demo_stats, "examples": tok_stats.examples_kept,
+                 "tokens": tok_stats.tokens, "trained_tokens": tok_stats.trained_tokens,
+                 "dropped_no_trained_tokens": tok_stats.dropped_no_trained_tokens, "truncated": tok_stats.truncated},
+        "train": {k: metrics.get(k) for k in ("steps", "tokens_trained", "tokens_seen", "seconds", "tokens_per_s",
+                                              "final_loss", "stopped_by_time_limit", "threads")},
+        "build_minutes": None,
+        "test_scores": {},
+        "conditions": f"CPU, {os.cpu_count()} cores visible, torch threads={spec.threads}",
+    }
+    card["build_minutes"] = round((time.time() - started) / 60.0, 2)
+    atomic_write_json(card_path, card)
+    if evaluate and spec.eval_tasks:
+        measure_test_scores(out, progress=progress)
+    return out
+
+
+def measure_test_scores(model_dir: str | Path, envs: Sequence[str] | None = None, n_tasks: int | None = None,
+                        max_turns: int | None = None, progress: bool = True) -> dict:
+    """Greedy scores on held-out TEST ids, written into model_card.json["test_scores"]."""
+    model_dir = Path(model_dir)
+    card = read_json(model_dir / "model_card.json")
+    spec = card["spec"]
+    envs = list(envs or spec["envs"])
+    n_tasks = n_tasks if n_tasks is not None else spec["eval_tasks"]
+    max_turns = max_turns or spec["eval_max_turns"]
+    for name in envs:
+        env = _make_env(name)
+        try:
+            ids = list(env.task_ids("test"))
+        finally:
+            env.close()
+        if n_tasks is not None:
+            ids = ids[:n_tasks]
+        result = evaluate_greedy(model_dir, name, ids, max_turns=max_turns, progress=progress)
+        card = read_json(model_dir / "model_card.json")
+        card.setdefault("test_scores", {})[name] = {k: v for k, v in result.items() if k != "rewards"}
+        atomic_write_json(model_dir / "model_card.json", card)
+    return card["test_scores"]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m agentr_lib.tiny", description=__doc__.split("\n\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    build = sub.add_parser("build", help="build (or reuse the cached) tiny model")
+    build.add_argument("--size", default="tiny", choices=sorted(SIZES))
+    build.add_argument("--seed", type=int, default=0)
+    build.add_argument("--envs", default=None, help="comma-separated env names (default: the size's)")
+    build.add_argument("--minutes", type=float, default=None, help="cap on BC training minutes")
+    build.add_argument("--out", default=None, help="output folder (default data/models/<key>)")
+    build.add_argument("--force", action="store_true", help="rebuild even when cached")
+    build.add_argument("--no-eval", action="store_true", help="skip the held-out greedy evaluation")
+    args = parser.parse_args(argv)
+    envs = args.envs.split(",") if args.envs else None
+    path = build_tiny_model(args.out, size=args.size, seed=args.seed, envs=envs, minutes=args.minutes,
+                            force=args.force, evaluate=not args.no_eval)
+    print(path)
+    print(json.dumps(read_json(path / "model_card.json").get("test_scores", {}), indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

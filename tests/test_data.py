@@ -1,0 +1,171 @@
+"""Per-turn loss masks on the tiny model's real ChatML template, truncation, mixing counts."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from agentr_lib.agent import format_response, opening_messages
+from agentr_lib.data import (
+    IGNORE_INDEX,
+    TemplateNotPrefixStable,
+    general_count,
+    mix_general,
+    select_tasks,
+    split_by_env,
+    tokenize_conversation,
+    tokenize_dataset,
+)
+from agentr_lib.tiny import train_tokenizer
+
+IM_START, IM_END = "<|im_start|>", "<|im_end|>"
+
+
+def revision_trajectory() -> list[dict]:
+    """Opening turns, a bad segment (no loss), the revision signal (loss), the good path (loss)."""
+    messages = opening_messages("You craft items. Reply 'Thought: ...' then 'Action: ...'.",
+                                "Crafting commands:\n1 oak log -> 4 oak planks\nGoal: craft 4 oak planks.")
+    for m in messages:
+        m["loss"] = m["role"] == "assistant"
+    messages[1]["loss"] = False  # the "Ok." of a revision row is context
+    messages += [
+        {"role": "assistant", "content": format_response("I need birch.", "get 1 birch log"), "loss": False},
+        {"role": "user", "content": "Could not find birch log."},
+        {"role": "assistant", "content": format_response("Try again.", "get 2 birch log"), "loss": False},
+        {"role": "user", "content": "Could not find birch log."},
+        {"role": "assistant", "content": format_response("My approach was flawed. I need to revise it.", "wait")},
+        {"role": "user", "content": "ok."},
+        {"role": "assistant", "content": format_response("oak planks needs 1 oak log.", "get 1 oak log")},
+        {"role": "user", "content": "Got 1 oak log"},
+        {"role": "assistant", "content": format_response("Now craft.", "craft 4 oak planks using 1 oak log")},
+    ]
+    return messages
+
+
+@pytest.fixture(scope="module")
+def tokenizer():
+    texts = [m["content"] for m in revision_trajectory()] * 4 + ["user\nassistant\n"] * 20
+    return train_tokenizer(texts, 300)
+
+
+def turn_token_spans(tokenizer, ids: list[int]) -> list[tuple[str, int, int]]:
+    """Independent hand parse of the ChatML token stream: (role, first content token, index of
+    its <|im_end|>) per turn, found by scanning the special-token ids."""
+    start_id, end_id = tokenizer.convert_tokens_to_ids([IM_START, IM_END])
+    spans, i = [], 0
+    while i < len(ids):
+        assert ids[i] == start_id, f"token {i} should open a turn"
+        j = i + 1
+        while tokenizer.decode(ids[i + 1:j]).rstrip("\n") == tokenizer.decode(ids[i + 1:j]):
+            j += 1  # header runs through the role name and its newline
+        role = tokenizer.decode(ids[i + 1:j]).strip()
+        end = ids.index(end_id, j)
+        spans.append((role, j, end))
+        i = end + 2  # <|im_end|> then "\n"
+    return spans
+
+
+def test_revision_masks_on_the_real_chatml_template(tokenizer):
+    messages = revision_trajectory()
+    example = tokenize_conversation(tokenizer, messages)
+    ids, labels = example["input_ids"], example["labels"]
+    text = tokenizer.apply_chat_template([{k: m[k] for k in ("role", "content")} for m in messages], tokenize=False)
+    assert tokenizer.decode(ids) == text
+    spans = turn_token_spans(tokenizer, ids)
+    assert [role for role, _, _ in spans] == [m["role"] for m in messages]
+    for (role, first, end), message in zip(spans, messages):
+        content = labels[first:end + 1]
+        header = labels[first - 3:first]  # <|im_start|> + role tokens + "\n" (at least the last 3)
+        assert all(label == IGNORE_INDEX for label in header), "the assistant header is never trained"
+        if end + 1 < len(labels):
+            assert labels[end + 1] == IGNORE_INDEX, "the newline after <|im_end|> is not trained"
+        if role == "assistant" and message.get("loss", True):
+            assert content == ids[first:end + 1], f"trained turn {message['content']!r} incl. <|im_end|>"
+            assert tokenizer.decode(ids[first:end]) == message["content"]
+        else:
+            assert all(label == IGNORE_INDEX for label in content), f"{role} turn {message['content']!r} must be masked"
+    trained_text = tokenizer.decode([i for i, l in zip(ids, labels) if l != IGNORE_INDEX])
+    assert "birch" not in trained_text and "Could not" not in trained_text and "Goal" not in trained_text
+    assert trained_text.count(IM_END) == 3
+    assert example["num_trained"] == sum(l != IGNORE_INDEX for l in labels)
+
+
+def test_missing_loss_flag_trains_assistant_turns_only(tokenizer):
+    messages = [{k: m[k] for k in ("role", "content")} for m in revision_trajectory()]
+    example = tokenize_conversation(tokenizer, messages)
+    trained = tokenizer.decode([i for i, l in zip(example["input_ids"], example["labels"]) if l != IGNORE_INDEX])
+    assert trained.startswith("Ok.") and "birch" in trained and "Could not" not in trained
+
+
+def test_truncation_keeps_the_start_and_drops_examples_without_trained_tokens(tokenizer):
+    messages = revision_trajectory()
+    full = tokenize_conversation(tokenizer, messages)
+    first_trained = next(i for i, l in enumerate(full["labels"]) if l != IGNORE_INDEX)
+    cut = tokenize_conversation(tokenizer, messages, max_seq_length=first_trained + 5)
+    assert cut["truncated"] and cut["input_ids"] == full["input_ids"][: first_trained + 5]
+    assert cut["num_trained"] == 5
+    none = tokenize_conversation(tokenizer, messages, max_seq_length=first_trained)
+    assert none["num_trained"] == 0
+    rows = [{"messages": messages}, {"messages": messages[:3]}]  # the 2nd trains nothing ("Ok." has loss False)
+    ds, stats = tokenize_dataset(rows, tokenizer, max_seq_length=first_trained + 5, progress=False)
+    assert len(ds) == 1 and stats.dropped_no_trained_tokens == 1 and stats.dropped_indices == [1]
+    assert stats.truncated == 1  # the short row fits
+    assert ds["source_index"] == [0] and max(len(x) for x in ds["input_ids"]) <= first_trained + 5
+    assert 0 < stats.masked_fraction < 1
+
+
+def test_a_template_that_is_not_prefix_stable_raises_a_clear_error(tokenizer):
+    class Moving:
+        """Renders the conversation newest-first: prefixes are not prefixes."""
+
+        def apply_chat_template(self, messages, tokenize=False, add_generation_prompt=False):
+            return "".join(f"[{m['role']}]{m['content']}" for m in reversed(messages))
+
+        def get_vocab(self):
+            return {}
+
+        eos_token = None
+
+    with pytest.raises(TemplateNotPrefixStable, match="prefix-stable at message 1"):
+        tokenize_conversation(Moving(), revision_trajectory())
+
+
+def _chat_rows(n: int, tag: str) -> list[dict]:
+    return [{"messages": [{"role": "user", "content": f"{tag} {i}"}, {"role": "assistant", "content": "x"}]}
+            for i in range(n)]
+
+
+@pytest.mark.parametrize("n_task,eta,expected", [(800, 0.2, 200), (100, 0.2, 25), (10, 0.0, 0), (3, 0.5, 3)])
+def test_general_count_makes_eta_the_share_of_the_final_mix(n_task, eta, expected):
+    assert general_count(n_task, eta) == expected
+
+
+def test_mix_general_exact_counts_and_determinism(tmp_path):
+    general = tmp_path / "general.jsonl"
+    general.write_text("\n".join(json.dumps(row) for row in _chat_rows(30, "general")) + "\n")
+    task = [dict(row, env="textcraft") for row in _chat_rows(80, "task")]
+    mixed = mix_general(task, general, eta=0.2, seed=3)
+    sources = mixed["source"]
+    assert sources.count("task") == 80 and sources.count("general") == 20 and len(mixed) == 100
+    general_texts = [row["messages"][0]["content"] for row in mixed if row["source"] == "general"]
+    assert len(set(general_texts)) == 20, "sampled without replacement while rows last"
+    assert mix_general(task, general, eta=0.2, seed=3)["messages"] == mixed["messages"]
+    assert mix_general(task, general, eta=0.2, seed=4)["messages"] != mixed["messages"]
+    more = mix_general(task * 2, general, eta=0.2, seed=0)  # 160 task -> 40 general from 30 rows
+    assert more["source"].count("general") == 40
+    assert mix_general(task, None, eta=0.2) is not None and len(mix_general(task, None)) == 80
+    with pytest.raises(FileNotFoundError, match="general chat data"):
+        mix_general(task, tmp_path / "missing.jsonl")
+
+
+def test_single_and_multi_task_selection():
+    from datasets import Dataset
+
+    rows = [dict(r, env=env) for env in ("webshop", "textcraft") for r in _chat_rows(3, env)]
+    ds = Dataset.from_list(rows)
+    assert len(select_tasks(ds, "multi")) == 6
+    assert set(select_tasks(ds, "single", env="textcraft")["env"]) == {"textcraft"}
+    assert list(split_by_env(ds)) == ["textcraft", "webshop"]
+    with pytest.raises(ValueError, match="single"):
+        select_tasks(ds, "single")
