@@ -1,0 +1,351 @@
+"""Revision trajectories from MCTS trees (SPEC section 5): pair good and bad leaves, find
+the first error on the bad path (transition point t'), and splice a conversation that walks
+the bad path up to t', admits the mistake, and continues along the good path.
+
+Conventions (tested in tests/test_revision.py):
+- Steps are numbered 1..L along a path (step i = the node at depth i). The divergence depth
+  d of a pair is the depth of the two leaves' last common node: steps 1..d are shared.
+- t' is the number of bad-path steps kept before the revision signal (the paper's
+  "revision length"). The good continuation starts right after the part of the good path
+  shared with the kept bad segment, i.e. at step min(t', d) + 1.
+- Loss flags are set on every message (data.py treats a missing flag on an assistant turn as
+  trained): user turns never; the opening "Ok." never (a constant acknowledgement teaches
+  nothing); the bad segment's assistant turns never; the revision signal and the good
+  continuation always. Good trajectories train every assistant turn after the opening.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+from tqdm.auto import tqdm
+
+from .agent import NO_ACTION_OBSERVATION, Step, opening_messages, parse_action
+from .envs.base import Env
+from .llm.base import Message, Policy
+from .mcts import Node, Tree
+from .prompts import REVISION_SIGNALS, parse_judgment, verifier_messages
+
+REVISION_ACTION = "wait"
+REVISION_OBSERVATION = "ok."
+
+# --------------------------------------------------------------------------------------
+# Leaves and pairs
+# --------------------------------------------------------------------------------------
+
+
+def leaves(tree: Tree) -> list[Node]:
+    """Terminal nodes without children (finished episodes), in node-id order."""
+    return tree.leaves()
+
+
+def is_good(score: float, alpha: float) -> bool:
+    """score > alpha; a threshold of 1.0 (or more) means reward == 1, not an empty set."""
+    return score >= 1.0 if alpha >= 1.0 else score > alpha
+
+
+def divergence(a: Node, b: Node) -> Node:
+    """The last node shared by the root-to-`a` and root-to-`b` paths."""
+    shared = None
+    for x, y in zip(a.path(), b.path()):
+        if x is not y:
+            break
+        shared = x
+    if shared is None:
+        raise ValueError(f"nodes {a.id} and {b.id} are not in the same tree")
+    return shared
+
+
+@dataclass
+class Pair:
+    """A good and a bad leaf of one tree and the node where their paths split."""
+
+    tree: Tree
+    good: Node
+    bad: Node
+    divergence: Node
+
+    @property
+    def d(self) -> int:
+        """Number of steps shared by the two paths."""
+        return self.divergence.depth
+
+    @property
+    def good_steps(self) -> list[Node]:
+        return self.good.path()[1:]
+
+    @property
+    def bad_steps(self) -> list[Node]:
+        return self.bad.path()[1:]
+
+
+def make_pairs(tree: Tree, alpha: float, beta: float, max_pairs_per_tree: int | None, rng: random.Random) -> list[Pair]:
+    """Every (good, bad) leaf pair with good score > alpha and bad score <= good - beta,
+    capped at `max_pairs_per_tree` by a seeded sample (so one tree does not dominate)."""
+    tree_leaves = leaves(tree)
+    goods = [leaf for leaf in tree_leaves if is_good(leaf.score, alpha)]
+    pairs = [
+        (good, bad) for good in goods for bad in tree_leaves
+        if bad is not good and bad.score <= good.score - beta + 1e-12
+    ]
+    if max_pairs_per_tree is not None and len(pairs) > max_pairs_per_tree:
+        chosen = sorted(rng.sample(range(len(pairs)), max_pairs_per_tree))
+        pairs = [pairs[i] for i in chosen]
+    return [Pair(tree, good, bad, divergence(good, bad)) for good, bad in pairs]
+
+
+# --------------------------------------------------------------------------------------
+# Verifiers: where is the first error on the bad path?
+# --------------------------------------------------------------------------------------
+
+
+@dataclass
+class Verdict:
+    """t' and the evidence: per judged step, {"step", ...} with the raw judgment/value."""
+
+    t_prime: int
+    verifier: str
+    judgments: list[dict] = field(default_factory=list)
+
+
+def value_verifier(pair: Pair, alpha: float) -> Verdict:
+    """The first step after the divergence whose node's mean value W/N is below alpha
+    (`alpha >= 1` means below 1: some leaf under it failed). Steps 1..d are shared with the
+    good path, which succeeded from them, so they cannot be the error: t' >= d + 1.
+    No such step -> t' = the last step."""
+    steps = pair.bad_steps
+    judgments = []
+    threshold = min(alpha, 1.0)
+    for index in range(pair.d, len(steps)):
+        node = steps[index]
+        judgments.append({"step": index + 1, "value": round(node.value, 6), "N": node.N})
+        if node.value < threshold:
+            return Verdict(index + 1, "value", judgments)
+    return Verdict(len(steps), "value", judgments)
+
+
+def _as_step(node: Node) -> Step:
+    return Step(response=node.response or "", action=node.action, observation=node.observation,
+                reward=node.reward, done=node.done)
+
+
+def model_verifier(
+    pairs: Sequence[Pair], policy: Policy, judge_from: str = "divergence", max_batch: int = 64,
+    max_new_tokens: int = 128, progress: bool = True,
+) -> list[Verdict]:
+    """The paper's verifier: the actor judges bad-path steps (greedy, batched over all
+    pairs); the first step judged Bad is t'; none Bad -> t' = the last step.
+    `judge_from="divergence"` (default) judges steps d+1..L only (the shared steps led to a
+    good outcome and a Bad there would splice a revision after a correct action);
+    `judge_from="start"` walks the whole bad path as the SPEC's literal reading does."""
+    if judge_from not in ("divergence", "start"):
+        raise ValueError(f"judge_from={judge_from!r}; expected 'divergence' or 'start'")
+    requests: list[tuple[int, int, list[Message]]] = []  # (pair index, step number, prompt)
+    for index, pair in enumerate(pairs):
+        steps = pair.bad_steps
+        root = pair.tree.root
+        first = pair.d if judge_from == "divergence" else 0
+        for position in range(first, len(steps)):
+            requests.append((index, position + 1, verifier_messages(root.instruction, root.observation, [_as_step(n) for n in steps[:position]], _as_step(steps[position]))))
+    replies: list[str] = []
+    for start in tqdm(range(0, len(requests), max_batch), desc="verifier", disable=not progress):
+        chunk = requests[start:start + max_batch]
+        out = policy.generate([prompt for _, _, prompt in chunk], n=1, temperature=0.0, max_new_tokens=max_new_tokens)
+        replies.extend(samples[0] if samples else "" for samples in out)
+    judged: list[list[dict]] = [[] for _ in pairs]
+    for (index, step, _), reply in zip(requests, replies):
+        judged[index].append({"step": step, "judgment": parse_judgment(reply), "raw": reply})
+    verdicts = []
+    for pair, judgments in zip(pairs, judged):
+        bad_steps = [j["step"] for j in judgments if j["judgment"] == "Bad"]
+        verdicts.append(Verdict(bad_steps[0] if bad_steps else len(pair.bad_steps), "model", judgments))
+    return verdicts
+
+
+# --------------------------------------------------------------------------------------
+# Splicing
+# --------------------------------------------------------------------------------------
+
+
+def _opening(tree: Tree) -> list[dict]:
+    turns = opening_messages(tree.root.instruction, tree.root.observation)
+    return [{**turn, "loss": False} for turn in turns]
+
+
+def _turns(steps: Sequence[Node], loss: bool) -> list[dict]:
+    turns = []
+    for node in steps:
+        turns.append({"role": "assistant", "content": node.response or "", "loss": loss})
+        turns.append({"role": "user", "content": node.observation, "loss": False})
+    return turns
+
+
+def splice(pair: Pair, t_prime: int, signal: str) -> list[dict]:
+    """Opening turns; bad steps 1..t' (no loss); `Thought: <signal>\\nAction: wait` (loss) and
+    `ok.`; then the good path's steps after the part it shares with the kept bad segment,
+    i.e. from step min(t', d) + 1 (loss)."""
+    bad, good = pair.bad_steps, pair.good_steps
+    if not 1 <= t_prime <= len(bad):
+        raise ValueError(f"t_prime={t_prime} outside the bad path's steps 1..{len(bad)} (tree {pair.tree.task_id}, leaf {pair.bad.id})")
+    messages = _opening(pair.tree) + _turns(bad[:t_prime], loss=False)
+    messages.append({"role": "assistant", "content": f"Thought: {signal}\nAction: {REVISION_ACTION}", "loss": True})
+    messages.append({"role": "user", "content": REVISION_OBSERVATION, "loss": False})
+    messages += _turns(good[min(t_prime, pair.d):], loss=True)
+    return messages
+
+
+def good_messages(leaf: Node, tree: Tree) -> list[dict]:
+    """A good root-to-leaf path with every assistant turn after the opening trained."""
+    return _opening(tree) + _turns(leaf.path()[1:], loss=True)
+
+
+# --------------------------------------------------------------------------------------
+# Replay check
+# --------------------------------------------------------------------------------------
+
+
+def replay_check(messages: list[dict], env: Env, task_id: int, target: float,
+                 signal_turn: int | None = None) -> tuple[bool, list[dict], float]:
+    """Replay a spliced conversation's actions in `env` (the assistant turn at index
+    `signal_turn`, the revision signal, is not an env action) and replace every observation
+    with the replayed one. Consistent = the replay ends with a reward >= `target` (the good
+    leaf's score). Returns (consistent, new messages, final reward)."""
+    env.reset(task_id)
+    replayed = [dict(m) for m in messages]
+    reward, finished = 0.0, False
+    for i in range(3, len(replayed) - 1, 2):  # assistant turns after the opening
+        if i == signal_turn:
+            continue
+        action = parse_action(replayed[i]["content"])
+        if action is None:
+            observation = NO_ACTION_OBSERVATION
+        elif finished:
+            observation = "The episode has already ended."
+        else:
+            observation, step_reward, finished = env.step(action)
+            reward = max(0.0, float(step_reward))
+        replayed[i + 1] = {**replayed[i + 1], "content": observation}
+    return reward >= target - 1e-9, replayed, reward
+
+
+# --------------------------------------------------------------------------------------
+# Datasets
+# --------------------------------------------------------------------------------------
+
+METHODS = ("agent_r", "direct_revision", "good_only")
+
+
+def build_rows(
+    trees: Sequence[Tree], method: str = "agent_r", alpha: float = 0.5, beta: float = 0.2,
+    verifier: str = "value", policy: Policy | None = None, max_pairs_per_tree: int | None = 4,
+    seed: int = 0, replay_env_factory: Callable[[], Env] | None = None, judge_from: str = "divergence",
+    progress: bool = True,
+) -> list[dict]:
+    """The rows of `build_dataset` as plain dicts (one per trajectory), trees in the given order."""
+    if method not in METHODS:
+        raise ValueError(f"method={method!r}; expected one of {METHODS}")
+    if verifier not in ("value", "model"):
+        raise ValueError(f"verifier={verifier!r}; expected 'value' or 'model'")
+    if verifier == "model" and method == "agent_r" and policy is None:
+        raise ValueError("verifier='model' needs a policy (the actor judges its own steps)")
+    rng = random.Random(seed)
+    rows: list[dict] = []
+    for tree in trees:
+        for leaf in leaves(tree):
+            if is_good(leaf.score, alpha):
+                messages = good_messages(leaf, tree)
+                rows.append(_row(tree, "good", messages, None, 0, leaf.depth, leaf.score, None, None, "", [], None))
+    if method == "good_only":
+        return rows
+    pairs = [pair for tree in trees for pair in make_pairs(tree, alpha, beta, max_pairs_per_tree, rng)]
+    if method == "direct_revision":
+        verdicts = [Verdict(len(p.bad_steps), "none", []) for p in pairs]
+    elif verifier == "model":
+        verdicts = model_verifier(pairs, policy, judge_from=judge_from, progress=progress)
+    else:
+        verdicts = [value_verifier(pair, alpha) for pair in pairs]
+    kind = "revision" if method == "agent_r" else "direct"
+    env = replay_env_factory() if replay_env_factory is not None else None
+    try:
+        for pair, verdict in tqdm(list(zip(pairs, verdicts)), desc=f"splice {method}", disable=not progress):
+            signal = rng.choice(REVISION_SIGNALS)
+            messages = splice(pair, verdict.t_prime, signal)
+            consistent = None
+            if env is not None:
+                consistent, messages, _ = replay_check(messages, env, pair.tree.task_id, pair.good.score,
+                                                       signal_turn=3 + 2 * verdict.t_prime)
+            good_len = len(pair.good_steps) - min(verdict.t_prime, pair.d)
+            rows.append(_row(pair.tree, kind, messages, verdict.t_prime, verdict.t_prime, good_len, pair.good.score,
+                             pair.bad.score, pair.d, verdict.verifier, verdict.judgments, consistent, signal))
+    finally:
+        if env is not None:
+            env.close()
+    return rows
+
+
+ROW_COLUMNS = ("messages", "env", "task_id", "kind", "t_prime", "bad_len", "good_len", "good_score", "bad_score",
+               "divergence", "signal", "verifier", "judgments", "consistent")
+
+
+def _row(tree: Tree, kind: str, messages: list[dict], t_prime: int | None, bad_len: int, good_len: int,
+         good_score: float, bad_score: float | None, divergence_depth: int | None, verifier: str,
+         judgments: list[dict], consistent: bool | None, signal: str = "") -> dict:
+    return {
+        "messages": messages, "env": tree.env, "task_id": tree.task_id, "kind": kind,
+        "t_prime": -1 if t_prime is None else t_prime, "bad_len": bad_len, "good_len": good_len,
+        "good_score": good_score, "bad_score": -1.0 if bad_score is None else bad_score,
+        "divergence": -1 if divergence_depth is None else divergence_depth, "signal": signal,
+        "verifier": verifier, "judgments": json.dumps(judgments, ensure_ascii=False), "consistent": consistent,
+    }
+
+
+def build_dataset(trees: Sequence[Tree], method: str = "agent_r", **kwargs: Any) -> Any:
+    """A `datasets.Dataset`, one row per trajectory: messages [{role, content, loss}], env,
+    task_id, kind (revision/direct/good), t_prime (-1 for good rows), bad_len, good_len,
+    good_score, bad_score, divergence, signal, verifier, judgments (JSON), consistent
+    (None without a replay check). Keyword arguments as in `build_rows`."""
+    from datasets import Dataset
+
+    rows = build_rows(trees, method=method, **kwargs)
+    if not rows:  # keep the columns so that concatenation and counts still work
+        return Dataset.from_dict({key: [] for key in ROW_COLUMNS})
+    return Dataset.from_list(rows)
+
+
+def save_dataset(ds: Any, out_dir: str | Path) -> Path:
+    """`save_to_disk(out_dir)` plus a `data.jsonl` copy beside it for inspection (written
+    atomically). Returns out_dir."""
+    from .io import atomic_write_text
+
+    out_dir = Path(out_dir)
+    ds.save_to_disk(str(out_dir))
+    text = "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in ds.to_list())
+    atomic_write_text(out_dir / "data.jsonl", text)
+    return out_dir
+
+
+def counts(ds: Any) -> list[dict]:
+    """Table-1-style counts: one row per env with revision/direct/good trajectories, the
+    replay check's consistent count and the mean t'."""
+    by_env: dict[str, dict] = {}
+    for row in ds.to_list() if hasattr(ds, "to_list") else ds:
+        entry = by_env.setdefault(row["env"], {"env": row["env"], "revision": 0, "direct": 0, "good": 0,
+                                               "checked": 0, "consistent": 0, "t_prime_sum": 0})
+        entry[row["kind"]] += 1
+        if row["consistent"] is not None:
+            entry["checked"] += 1
+            entry["consistent"] += bool(row["consistent"])
+        if row["kind"] != "good":
+            entry["t_prime_sum"] += row["t_prime"]
+    result = []
+    for env in sorted(by_env):
+        entry = by_env[env]
+        spliced = entry["revision"] + entry["direct"]
+        entry["mean_t_prime"] = entry.pop("t_prime_sum") / spliced if spliced else math.nan
+        result.append(entry)
+    return result
