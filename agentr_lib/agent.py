@@ -25,21 +25,25 @@ NO_ACTION_OBSERVATION = (
 )
 
 _ACTION_RE = re.compile(r"action\s*:", re.IGNORECASE)
+# `Action:` at the start of a line (after optional numbering / markdown bold): preferred over
+# an "action:" inside a sentence ("the next action: ...") when both occur.
+_LINE_ACTION_RE = re.compile(r"^[ \t]*(?:\d+[.)][ \t]*)?[*_]*action[*_]*[ \t]*:[*_]*", re.IGNORECASE | re.MULTILINE)
 _NUMBERING_RE = re.compile(r"^\s*(?:\(?\d+[.):]|[-*\u2022])\s+")
 
 
 def parse_action(response: str) -> str | None:
     """The action is the text after the last `Action:`, first line only, with leading
-    numbering/bullets, surrounding quotes/backticks and trailing punctuation stripped.
+    numbering/bullets, markdown bold, surrounding quotes/backticks and trailing punctuation
+    stripped. An `Action:` starting a line wins over one inside a sentence.
     Returns None when there is no action (an invalid step, never an exception)."""
     if not response:
         return None
-    matches = list(_ACTION_RE.finditer(response))
+    matches = list(_LINE_ACTION_RE.finditer(response)) or list(_ACTION_RE.finditer(response))
     if not matches:
         return None
     tail = response[matches[-1].end():].strip()
     line = tail.splitlines()[0] if tail else ""
-    line = _NUMBERING_RE.sub("", line).strip().strip("`\"'").strip()
+    line = _NUMBERING_RE.sub("", line.strip("* \t")).strip().strip("`\"'").strip()
     line = line.rstrip(" .,;:!?").strip()
     return line or None
 
@@ -221,14 +225,18 @@ def run_episodes(
     if max_turns < 1:
         raise ValueError(f"max_turns must be >= 1, got {max_turns}")
     owned: list["Env"] = []
-    if callable(envs) and not hasattr(envs, "reset"):
-        factory = envs
-        pool: list["Env"] = []
-    else:
-        factory = None
-        pool = [envs] if hasattr(envs, "reset") else list(envs)
+    factory: Callable[[], "Env"] | None = None
+    pool: list["Env"] = []
+    if isinstance(envs, (list, tuple)):
+        pool = list(envs)
         if not pool:
             raise ValueError("run_episodes: empty list of environments")
+    elif hasattr(envs, "reset") and not isinstance(envs, type):
+        pool = [envs]  # type: ignore[list-item]
+    elif callable(envs):
+        factory = envs  # an env class or any zero-argument function
+    else:
+        raise TypeError(f"run_episodes: envs must be an Env, a list of Envs or a factory, got {type(envs).__name__}")
     limit = max(1, min(max_concurrency if factory else len(pool), len(task_ids) or 1))
     free: list["Env"] = list(pool[:limit])
     results: list[Trajectory | None] = [None] * len(task_ids)
