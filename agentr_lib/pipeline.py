@@ -90,14 +90,14 @@ def build_plan(profile: dict, run_dir: Path, figures_dir: Path) -> list[Step]:
     seed, envs = profile["seed"], list(profile["envs"])
     mcts, rev, sft, ev = profile["mcts"], profile["revision"], profile["sft"], profile["eval"]
     setup_dir, base_dir = run_dir / "setup", run_dir / "base"
-    prefixes = base_dir / "eval" / "error_prefixes.json"
+    prefixes_dir = base_dir / "eval" / "error_prefixes"
 
     def evaluation(key: str, workdir: Path, model: str, label: str, eval_envs: list[str], make_prefixes: bool) -> Step:
         return Step(key, "04_evaluation", workdir, {
             "MODEL": model, "BACKEND": profile["backend"], "LABEL": label, "ENVS": eval_envs,
             "SPLIT": "test", "TASKS_PER_ENV": ev["tasks_per_env"], "MAX_TURNS": ev["max_turns"],
             "TEMPERATURE": ev["temperature"], "MAX_NEW_TOKENS": ev["max_new_tokens"],
-            "REVISION_PREFIXES": str(prefixes) if ev["revision_prefixes"] else "",
+            "PREFIXES_DIR": str(prefixes_dir) if ev["revision_prefixes"] else "",
             "MAKE_PREFIXES": make_prefixes and ev["revision_prefixes"], "SEED": seed,
             "OUT_DIR": str(workdir / "eval"),
         }, [workdir / "eval" / "metrics.json"])

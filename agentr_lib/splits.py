@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 from pathlib import Path
 
 from .envs import ENV_NAMES, make_env
@@ -36,3 +37,13 @@ def load_split(env_name: str, split: str, root: str | Path = SPLITS_DIR) -> list
     if split not in data:
         raise KeyError(f"{path}: no split {split!r}; expected one of 'train', 'test'")
     return [int(task_id) for task_id in data[split]]
+
+
+def select_tasks(env_name: str, split: str, n: int | None, seed: int = 0, root: str | Path = SPLITS_DIR) -> list[int]:
+    """A seeded sample of `n` task ids of a split (all of them when n is None/0 or too large),
+    returned in split order so that logs read naturally."""
+    ids = load_split(env_name, split, root)
+    if not n or n >= len(ids):
+        return ids
+    chosen = set(random.Random(f"{seed}:{env_name}:{split}").sample(range(len(ids)), n))
+    return [task_id for index, task_id in enumerate(ids) if index in chosen]

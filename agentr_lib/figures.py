@@ -1,0 +1,195 @@
+"""One plotting function per paper figure and one builder per table, all drawn from a run's
+own logs (see `results.collect_run`) with the paper's published values beside ours.
+
+Every figure carries a caption naming this run's model, profile and data modes, and the
+paper's series are labelled "paper, Llama-3.1-8B" so the two are never confused."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import pandas as pd  # noqa: E402
+import seaborn as sns  # noqa: E402
+
+PAPER_RESULTS = Path(__file__).resolve().parents[1] / "data" / "paper_results.json"
+ENV_TITLES = {"webshop": "WebShop", "sciworld": "SciWorld", "textcraft": "TextCraft"}
+METHOD_TITLES = {"agent_r": "Agent-R (revision + good)", "direct_revision": "Direct-Revision + good",
+                 "good_only": "good only"}
+METHOD_COLOURS = {"agent_r": "#d62728", "direct_revision": "#1f77b4", "good_only": "#7f7f7f"}
+PAPER_LABEL = "paper, Llama-3.1-8B"
+
+
+def load_paper_results(path: str | Path = PAPER_RESULTS) -> dict:
+    return json.loads(Path(path).read_text())
+
+
+def caption(meta: dict) -> str:
+    """'this run: <model>, profile <p>, data: <env: mode, ...>' -- printed under each figure."""
+    modes = ", ".join(f"{ENV_TITLES.get(env, env)}: {mode}" for env, mode in sorted(meta.get("data_modes", {}).items()))
+    return f"this run: {meta.get('model_label', meta.get('model', '?'))}, profile {meta.get('profile', '?')}; data: {modes}"
+
+
+def save_figure(fig: plt.Figure, figures_dir: str | Path, name: str) -> list[Path]:
+    """PNG (for the README) and PDF (for papers) side by side."""
+    figures_dir = Path(figures_dir)
+    figures_dir.mkdir(parents=True, exist_ok=True)
+    paths = [figures_dir / f"{name}.png", figures_dir / f"{name}.pdf"]
+    fig.savefig(paths[0], dpi=150, bbox_inches="tight")
+    fig.savefig(paths[1], bbox_inches="tight")
+    return paths
+
+
+def _finish(fig: plt.Figure, title: str, meta: dict) -> plt.Figure:
+    fig.suptitle(title, fontsize=12)
+    fig.text(0.5, -0.02, caption(meta), ha="center", va="top", fontsize=8, color="#444")
+    fig.tight_layout()
+    return fig
+
+
+def _paper_table6(paper: dict, mode: str = "M") -> pd.DataFrame:
+    rows = [row for row in paper["table6_single_vs_multi"] if row["mode"] == mode]
+    return pd.DataFrame(rows).melt(id_vars=["method", "iteration", "mode"], var_name="env", value_name="score")
+
+
+def figure3_training_trajectories(scores: pd.DataFrame, paper: dict, meta: dict) -> plt.Figure:
+    """Score vs iteration, one panel per environment, one line per kind of training data.
+    `scores`: columns method, mode, iteration, env, score (x100); iteration 0 = base model."""
+    envs = sorted(scores["env"].unique())
+    fig, axes = plt.subplots(1, len(envs), figsize=(4.2 * len(envs), 3.6), squeeze=False)
+    multi = scores[scores["mode"] == "M"]
+    base = multi[multi["iteration"] == 0]
+    paper_rows = _paper_table6(paper)
+    for ax, env in zip(axes[0], envs):
+        for method in [m for m in METHOD_TITLES if m in set(multi["method"])]:
+            ours = multi[(multi["env"] == env) & (multi["method"].isin([method, "base"]))]
+            ours = pd.concat([base[base["env"] == env], ours[ours["method"] == method]]).sort_values("iteration")
+            ax.plot(ours["iteration"], ours["score"], marker="o", color=METHOD_COLOURS[method],
+                    label=f"{METHOD_TITLES[method]} (this run)")
+            theirs = paper_rows[(paper_rows["method"] == method) & (paper_rows["env"] == env)]
+            if not theirs.empty:
+                ax.plot(theirs["iteration"], theirs["score"], ls="--", marker="x", alpha=0.6,
+                        color=METHOD_COLOURS[method], label=f"{METHOD_TITLES[method]} ({PAPER_LABEL})")
+        ax.set_title(ENV_TITLES.get(env, env))
+        ax.set_xlabel("iteration (0 = base model)")
+        ax.set_ylabel("average final score (x100)")
+        ax.set_xticks(sorted(multi["iteration"].unique()))
+        ax.set_ylim(bottom=0)
+    axes[0][0].legend(fontsize=7, loc="best")
+    return _finish(fig, "Figure 3: results of different training trajectories across iterations", meta)
+
+
+def figure4_loops(loops: pd.DataFrame, meta: dict) -> plt.Figure:
+    """Repeated action blocks by block length, one series per model.
+    `loops`: columns model, length (1..5), count (mean per evaluation trajectory)."""
+    fig, ax = plt.subplots(figsize=(7, 3.8))
+    sns.barplot(data=loops, x="length", y="count", hue="model", ax=ax, palette="rocket")
+    ax.set_xlabel("length of the repeated action sequence (actions)")
+    ax.set_ylabel("repetitions per trajectory")
+    ax.legend(fontsize=7, title=None)
+    return _finish(fig, "Figure 4: loops (immediately repeated action blocks) per evaluation trajectory", meta)
+
+
+def figure5_revision_length(lengths: pd.DataFrame, meta: dict) -> plt.Figure:
+    """Mean number of actions before the revision signal (t'), per iteration and env.
+    `lengths`: one row per revision trajectory: iteration, env, t_prime."""
+    summary = lengths.groupby(["env", "iteration"], as_index=False)["t_prime"].mean()
+    summary["env"] = summary["env"].map(lambda env: ENV_TITLES.get(env, env))
+    fig, ax = plt.subplots(figsize=(6, 3.6))
+    sns.barplot(data=summary, x="env", y="t_prime", hue="iteration", ax=ax, palette="crest")
+    ax.set_xlabel("")
+    ax.set_ylabel("mean revision length (actions before the signal)")
+    ax.legend(title="iteration", fontsize=8)
+    return _finish(fig, "Figure 5: average revision length per iteration (Agent-R)", meta)
+
+
+def figure6_training_methods(scores: pd.DataFrame, paper: dict, meta: dict) -> plt.Figure:
+    """Agent-R vs Direct-Revision, single-task (S) vs multi-task (M), across iterations:
+    this run (solid) and the paper's Table 6 (dashed)."""
+    envs = sorted(scores["env"].unique())
+    trained = scores[scores["method"].isin(["agent_r", "direct_revision"]) & (scores["iteration"] > 0)]
+    fig, axes = plt.subplots(1, len(envs), figsize=(4.2 * len(envs), 3.6), squeeze=False)
+    paper_rows = pd.concat([_paper_table6(paper, "S"), _paper_table6(paper, "M")])
+    for ax, env in zip(axes[0], envs):
+        for (method, mode), group in trained[trained["env"] == env].groupby(["method", "mode"]):
+            group = group.sort_values("iteration")
+            ax.plot(group["iteration"], group["score"], marker="o" if mode == "M" else "s",
+                    ls="-" if mode == "M" else ":", color=METHOD_COLOURS[method],
+                    label=f"{METHOD_TITLES[method]}, {mode} (this run)")
+        for (method, mode), group in paper_rows[paper_rows["env"] == env].groupby(["method", "mode"]):
+            ax.plot(group["iteration"], group["score"], ls="--", alpha=0.45, marker="x",
+                    color=METHOD_COLOURS[method], label=f"{METHOD_TITLES[method]}, {mode} ({PAPER_LABEL})")
+        ax.set_title(ENV_TITLES.get(env, env))
+        ax.set_xlabel("iteration")
+        ax.set_ylabel("average final score (x100)")
+        ax.set_xticks([1, 2, 3])
+        ax.set_ylim(bottom=0)
+    axes[0][0].legend(fontsize=6, loc="best")
+    return _finish(fig, "Figure 6: training methods (S = single-task, M = multi-task)", meta)
+
+
+def _with_average(table: pd.DataFrame, envs: list[str]) -> pd.DataFrame:
+    table = table.copy()
+    table["Avg"] = table[envs].mean(axis=1)
+    return table.rename(columns=ENV_TITLES).round(2)
+
+
+def table1_trajectories(counts: pd.DataFrame, paper: dict) -> pd.DataFrame:
+    """Revision / good trajectories per iteration (Agent-R data), ours next to the paper's.
+    `counts`: columns env, iteration, revision, good."""
+    rows = []
+    for (env, iteration), group in counts.groupby(["env", "iteration"]):
+        theirs = paper["table1_trajectories"].get(env)
+        rows.append({
+            "env": ENV_TITLES.get(env, env), "iteration": iteration,
+            "this run (revision / good)": f"{int(group['revision'].sum())} / {int(group['good'].sum())}",
+            f"{PAPER_LABEL} (revision / good)": (
+                f"{theirs['revision'][iteration - 1]} / {theirs['good'][iteration - 1]}" if theirs and iteration <= 3 else "-"),
+        })
+    return pd.DataFrame(rows)
+
+
+def table2_main(scores: pd.DataFrame, paper: dict, model_label: str) -> pd.DataFrame:
+    """Our rows (base model and the last iteration of each multi-task method) under the
+    paper's rows, average final score x 100."""
+    envs = sorted(scores["env"].unique())
+    multi = scores[scores["mode"] == "M"]
+    last = multi["iteration"].max()
+    ours = []
+    base = multi[multi["iteration"] == 0].pivot_table(index="method", columns="env", values="score")
+    for _, row in base.iterrows():
+        ours.append({"model": f"{model_label} (this run, base)", **row.to_dict()})
+    for method in [m for m in METHOD_TITLES if m in set(multi["method"])]:
+        final = multi[(multi["method"] == method) & (multi["iteration"] == last)]
+        ours.append({"model": f"+ {METHOD_TITLES[method]} iter {last} (this run)",
+                     **final.set_index("env")["score"].to_dict()})
+    paper_rows = [{"model": f"{name} ({PAPER_LABEL.split(', ')[0]})", **{e: v[e] for e in envs if e in v}}
+                  for name, v in paper["table2_main"].items()]
+    return _with_average(pd.DataFrame(paper_rows + ours).set_index("model"), envs)
+
+
+def table3_revision(revision_scores: pd.DataFrame, paper: dict) -> pd.DataFrame:
+    """Revision ability: score after continuing from fixed erroneous prefixes.
+    `revision_scores`: columns model, env, score (x100)."""
+    envs = sorted(revision_scores["env"].unique())
+    ours = revision_scores.pivot_table(index="model", columns="env", values="score", sort=False)
+    ours.index = [f"{name} (this run)" for name in ours.index]
+    theirs = pd.DataFrame(paper["table3_revision_ability"]).T[envs]
+    theirs.index = [f"{name} (paper)" for name in theirs.index]
+    return _with_average(pd.concat([theirs, ours]), envs)
+
+
+def table6_single_multi(scores: pd.DataFrame, paper: dict) -> pd.DataFrame:
+    """Single-task (S) vs multi-task (M) per method and iteration, ours beside the paper's."""
+    envs = sorted(scores["env"].unique())
+    trained = scores[scores["method"].isin(["agent_r", "direct_revision"]) & (scores["iteration"] > 0)]
+    ours = trained.pivot_table(index=["method", "iteration", "mode"], columns="env", values="score").reset_index()
+    ours["source"] = "this run"
+    theirs = pd.DataFrame(paper["table6_single_vs_multi"])[["method", "iteration", "mode", *envs]]
+    theirs["source"] = PAPER_LABEL
+    table = pd.concat([theirs, ours]).set_index(["method", "iteration", "mode", "source"]).sort_index()
+    return _with_average(table, envs)
