@@ -37,6 +37,10 @@ class SearchEngine:
         self._vocab = set(self._retriever.vocab_dict)
         self._cache: dict[str, tuple[str, ...]] = {}
 
+    def clear_cache(self) -> None:
+        """Forget cached result lists (benchmarks time the uncached search)."""
+        self._cache.clear()
+
     def _query_tokens(self, query: str) -> list[str]:
         tokenized = bm25s.tokenize([query], stopwords="en", stemmer=self._stemmer,
                                    return_ids=False, show_progress=False)
