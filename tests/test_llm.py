@@ -249,3 +249,21 @@ def test_openai_connection_error_gives_up_after_retries():
     policy = load_policy("openai", "m", base_url="http://127.0.0.1:9/v1", api_key="", max_retries=1, backoff=0.01, timeout=2)
     with pytest.raises(OpenAIError, match="gave up after 2 attempts"):
         policy.generate([opening_messages("I", "o")])
+
+
+def test_hf_policy_drives_batched_episodes_on_textcraft(policy, tmp_path):
+    """End to end: the micro model plays TextCraft through the batched runner + evaluation."""
+    import importlib
+
+    if not hasattr(importlib.import_module("agentr_lib.envs.textcraft"), "TextCraftEnv"):
+        pytest.skip("TextCraft env not written yet")
+    from agentr_lib.envs import make_env
+    from agentr_lib.evaluate import evaluate
+
+    calls = policy.calls
+    env = make_env("textcraft")
+    tasks = env.task_ids("test")[:3]
+    metrics = evaluate(policy, "textcraft", tasks, tmp_path, max_turns=2, max_new_tokens=8,
+                       env_factory=lambda: make_env("textcraft"), progress=False)
+    assert metrics["n"] == 3 and metrics["mean_turns"] <= 2
+    assert policy.calls - calls <= 2  # lockstep: one generate call per turn for all three tasks
