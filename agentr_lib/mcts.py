@@ -319,6 +319,10 @@ class SearchResult:
     seconds: float = 0.0
 
 
+# Settings that change what a tree looks like (a resumed file searched with others is flagged).
+_SEARCH_KEYS = ("simulations", "n_gen", "temperature", "max_depth", "c", "seed", "max_new_tokens")
+
+
 def tree_path(out_dir: str | Path, env_name: str, task_id: int) -> Path:
     return Path(out_dir) / f"{env_name}-{task_id:06d}.json"
 
@@ -358,6 +362,10 @@ def search_trees(
                 tree = load_tree(path)
                 if tree.task_id != task_id or tree.env != env_name:
                     raise ValueError(f"{path}: holds {tree.env} task {tree.task_id}, expected {env_name} task {task_id}")
+                changed = sorted(k for k in _SEARCH_KEYS if k in tree.config and tree.config[k] != asdict(config)[k])
+                if changed:
+                    warnings.warn(f"{path} was searched with other settings ({', '.join(f'{k}={tree.config[k]!r}' for k in changed)}); "
+                                  "using it anyway (resume): pick a new out_dir to search again", stacklevel=2)
                 done[task_id] = tree
                 result.loaded.append(task_id)
                 continue
@@ -370,6 +378,7 @@ def search_trees(
     pending = list(todo)
     active: list[TreeSearch] = []
     free_envs = list(envs)
+    finished_simulations = 0
     try:
         while pending or active:
             while pending and len(active) < config.batch_trees:  # start trees
@@ -387,6 +396,7 @@ def search_trees(
                         atomic_write_json(tree_path(out_dir, env_name, tree.task_id), tree_to_dict(tree))
                     done[tree.task_id] = tree
                     result.searched.append(tree.task_id)
+                    finished_simulations += search.simulations
                     active.remove(search)
                     free_envs.append(search.env)
                     bar.update(1)
@@ -405,7 +415,8 @@ def search_trees(
                     search.expand(node, responses)
             steps = sum(env.steps for env in envs)
             elapsed = max(time.perf_counter() - start, 1e-9)
-            bar.set_postfix(sims=sum(s.simulations for s in active), steps_s=f"{steps / elapsed:.0f}", calls=result.model_calls)
+            simulations = finished_simulations + sum(s.simulations for s in active)
+            bar.set_postfix(sims=simulations, steps_s=f"{steps / elapsed:.0f}", calls=result.model_calls)
     finally:
         bar.close()
         for env in envs:
@@ -490,7 +501,9 @@ def summarize(trees: Sequence[Tree]) -> list[dict]:
             "max_depth": max(node.depth for node in tree.nodes),
             "simulations": tree.stats.get("simulations"),
             "env_steps": tree.stats.get("env_steps"),
-            "expansions": tree.stats.get("expansions"),
+            # conversations this tree sent to the policy (each sampled n_gen times); batched
+            # trees share generate calls: SearchResult.model_calls counts those
+            "model_calls": tree.stats.get("expansions"),
             "seconds": tree.stats.get("seconds"),
         })
     return rows

@@ -145,21 +145,27 @@ def model_verifier(
     `judge_from="start"` walks the whole bad path as the SPEC's literal reading does."""
     if judge_from not in ("divergence", "start"):
         raise ValueError(f"judge_from={judge_from!r}; expected 'divergence' or 'start'")
-    requests: list[tuple[int, int, list[Message]]] = []  # (pair index, step number, prompt)
-    for index, pair in enumerate(pairs):
-        steps = pair.bad_steps
-        root = pair.tree.root
-        first = pair.d if judge_from == "divergence" else 0
-        for position in range(first, len(steps)):
-            requests.append((index, position + 1, verifier_messages(root.instruction, root.observation, [_as_step(n) for n in steps[:position]], _as_step(steps[position]))))
-    replies: list[str] = []
-    for start in tqdm(range(0, len(requests), max_batch), desc="verifier", disable=not progress):
-        chunk = requests[start:start + max_batch]
-        out = policy.generate([prompt for _, _, prompt in chunk], n=1, temperature=0.0, max_new_tokens=max_new_tokens)
-        replies.extend(samples[0] if samples else "" for samples in out)
-    judged: list[list[dict]] = [[] for _ in pairs]
-    for (index, step, _), reply in zip(requests, replies):
-        judged[index].append({"step": step, "judgment": parse_judgment(reply), "raw": reply})
+    # A bad leaf paired with several good leaves is judged once per step (same prompt).
+    wanted: list[list[tuple[int, int, int]]] = []  # per pair: (tree, bad leaf, step) keys
+    prompts: dict[tuple[int, int, int], list[Message]] = {}
+    for pair in pairs:
+        steps, root = pair.bad_steps, pair.tree.root
+        keys = []
+        for position in range(pair.d if judge_from == "divergence" else 0, len(steps)):
+            key = (id(pair.tree), pair.bad.id, position + 1)
+            if key not in prompts:
+                history = [_as_step(node) for node in steps[:position]]
+                prompts[key] = verifier_messages(root.instruction, root.observation, history, _as_step(steps[position]))
+            keys.append(key)
+        wanted.append(keys)
+    order = list(prompts)
+    replies: dict[tuple[int, int, int], str] = {}
+    for start in tqdm(range(0, len(order), max_batch), desc="verifier", disable=not progress):
+        chunk = order[start:start + max_batch]
+        out = policy.generate([prompts[key] for key in chunk], n=1, temperature=0.0, max_new_tokens=max_new_tokens)
+        replies.update((key, samples[0] if samples else "") for key, samples in zip(chunk, out))
+    judged = [[{"step": key[2], "judgment": parse_judgment(replies[key]), "raw": replies[key]} for key in keys]
+              for keys in wanted]
     verdicts = []
     for pair, judgments in zip(pairs, judged):
         bad_steps = [j["step"] for j in judgments if j["judgment"] == "Bad"]

@@ -307,6 +307,10 @@ def test_corrupt_tree_file_is_reported_and_searched_again(tmp_path):
         again = search_trees(HashPolicy(numberline_choice), NumberLine, [1, 2], config, tmp_path, progress=False)
     assert again.loaded == [1] and again.searched == [2] and again.corrupt == [str(bad)]
     assert nodes_only(load_tree(bad)) == nodes_only(first.trees[1])
+    with pytest.warns(UserWarning, match=r"numberline-000001.json was searched with other settings \(simulations=3\)"):
+        other = search_trees(HashPolicy(numberline_choice), NumberLine, [1], MCTSConfig(simulations=5, n_gen=2, max_depth=4),
+                             tmp_path, progress=False)
+    assert other.loaded == [1]
     with pytest.raises(ValueError, match="numberline-000002.json"):
         bad.write_text("[]", encoding="utf-8")
         load_tree(bad)

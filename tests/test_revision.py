@@ -298,3 +298,16 @@ def test_replay_check_flags_an_inconsistent_splice():
     revision = [r for r in ds.to_list() if r["kind"] == "revision"]
     assert [(r["t_prime"], r["consistent"]) for r in revision] == [(2, False)]
     assert counts(ds)[0]["checked"] == 1 and counts(ds)[0]["consistent"] == 0
+
+
+def test_model_verifier_judges_a_shared_bad_path_once():
+    tree, n = hand_tree()
+    policy = judge_policy({"x"})
+    prompts = []
+    inner = policy.respond
+    policy.respond = lambda conversation, rng: prompts.append(conversation[-1]["content"]) or inner(conversation, rng)
+    pairs = [p for p in make_pairs(tree, 0.5, 0.2, None, random.Random(0)) if p.bad is n["X"]]  # (g, x) and (e, x)
+    verdicts = model_verifier(pairs, policy, progress=False)
+    assert [v.t_prime for v in verdicts] == [3, 3]
+    assert [[j["step"] for j in v.judgments] for v in verdicts] == [[3], [1, 2, 3]]
+    assert len(prompts) == 3  # steps 1, 2, 3 of the path a b x, each once
