@@ -50,3 +50,61 @@ def chat_html(messages: list[Message], highlight: str | None = None, max_chars: 
     legend = ('<div style="font-size:11px;color:#555">grey assistant turns carry no loss; '
               "the orange box is the revision signal</div>")
     return legend + "".join(blocks)
+
+
+def draw_tree(tree, ax=None, max_nodes: int = 400):
+    """Draw an MCTS tree: x = leaf order, y = depth; nodes coloured by mean value W/N
+    (red 0 .. green 1), terminal leaves annotated with their final reward."""
+    import matplotlib.pyplot as plt
+
+    if ax is None:
+        _, ax = plt.subplots(figsize=(10, 4))
+    positions: dict[int, tuple[float, int]] = {}
+    next_x = [0.0]
+
+    def place(node) -> float:
+        if node.id >= max_nodes:
+            return next_x[0]
+        kids = [child for child in node.children if child.id < max_nodes]
+        if not kids:
+            x = next_x[0]
+            next_x[0] += 1.0
+        else:
+            x = sum(place(child) for child in kids) / len(kids)
+        positions[node.id] = (x, -node.depth)
+        return x
+
+    place(tree.root)
+    cmap = plt.get_cmap("RdYlGn")
+    for node in tree.nodes:
+        if node.id in positions and node.parent is not None and node.parent.id in positions:
+            (x0, y0), (x1, y1) = positions[node.parent.id], positions[node.id]
+            ax.plot([x0, x1], [y0, y1], color="#bbb", lw=0.6, zorder=1)
+    drawn = [node for node in tree.nodes if node.id in positions]
+    ax.scatter([positions[n.id][0] for n in drawn], [positions[n.id][1] for n in drawn],
+               c=[n.value for n in drawn], cmap=cmap, vmin=0, vmax=1, s=28, edgecolors="k", linewidths=0.3, zorder=2)
+    for node in drawn:
+        if node.terminal and not node.children:
+            x, y = positions[node.id]
+            ax.annotate(f"{node.score:.1f}", (x, y), textcoords="offset points", xytext=(0, -10),
+                        ha="center", fontsize=6)
+    ax.set_ylabel("depth (actions)")
+    ax.set_xticks([])
+    ax.set_title(f"{tree.env} task {tree.task_id}: {len(tree.nodes)} nodes, colour = mean value W/N, "
+                 "numbers = leaf rewards", fontsize=9)
+    sm = plt.cm.ScalarMappable(cmap=cmap, norm=plt.Normalize(0, 1))
+    ax.figure.colorbar(sm, ax=ax, fraction=0.03, label="W/N")
+    return ax
+
+
+def token_mask_html(tokenizer, input_ids: list[int], labels: list[int], max_tokens: int = 600) -> str:
+    """Decode a tokenised example token by token: trained tokens (label != -100) on green,
+    masked ones grey -- the side-by-side check that the loss lands where it should."""
+    spans = []
+    for token_id, label in list(zip(input_ids, labels))[:max_tokens]:
+        text = html.escape(tokenizer.decode([token_id]))
+        style = "background:#c7f0c2" if label != -100 else "color:#999"
+        spans.append(f'<span style="{style}">{text}</span>')
+    more = f"<i> ... {len(input_ids) - max_tokens} more tokens</i>" if len(input_ids) > max_tokens else ""
+    return ('<div style="font-family:monospace;font-size:11px;white-space:pre-wrap">'
+            '<b>green = trained (label = token id), grey = masked (label = -100)</b>\n' + "".join(spans) + more + "</div>")

@@ -119,7 +119,7 @@ def build_plan(profile: dict, run_dir: Path, figures_dir: Path) -> list[Step]:
             shared = iteration == 1 and variant_envs == envs
             mcts_key = "iter1/mcts" if shared else f"{variant}/iter{iteration}/mcts"
             mcts_workdir = shared_first_trees if shared else workdir
-            trees_dir = mcts_workdir / "mcts"
+            trees_dir = mcts_workdir / "mcts" / "trees"
             if mcts_key not in {step.key for step in plan}:
                 plan.append(Step(mcts_key, "01_mcts_collection", mcts_workdir, {
                         "ITERATION": iteration, "MODEL": sample_model, "BACKEND": profile["backend"],
@@ -128,8 +128,8 @@ def build_plan(profile: dict, run_dir: Path, figures_dir: Path) -> list[Step]:
                         "TEMPERATURE": mcts["temperature"], "MAX_DEPTH": mcts["max_depth"], "C": mcts["c"],
                         "RESTORE": mcts["restore"], "BATCH_TREES": mcts["batch_trees"],
                         "MAX_NEW_TOKENS": mcts["max_new_tokens"], "SEED": seed + iteration,
-                        "OUT_DIR": str(trees_dir),
-                    }, [trees_dir / "summary.json"]))
+                        "OUT_DIR": str(trees_dir.parent),
+                    }, [trees_dir.parent / "summary.json"]))
             plan.append(Step(f"{variant}/iter{iteration}/revision", "02_revision_construction", workdir, {
                 "TREES_DIR": str(trees_dir), "METHOD": method, "ITERATION": iteration,
                 "ALPHA": alpha_for(profile, iteration), "BETA": rev["beta"], "VERIFIER": rev["verifier"],

@@ -28,7 +28,8 @@ def test_plan_order_and_model_chaining(tmp_path):
     assert by_key["agent_r/iter2/sft"].parameters["INIT_MODEL"] == str(trained)
     assert by_key["agent_r/iter1/eval"].parameters["MODEL"] == str(trained)
     # the revision step reads the trees its iteration searched
-    assert by_key["direct_revision/iter1/revision"].parameters["TREES_DIR"] == by_key["iter1/mcts"].parameters["OUT_DIR"]
+    trees = Path(by_key["iter1/mcts"].parameters["OUT_DIR"]) / "trees"
+    assert by_key["direct_revision/iter1/revision"].parameters["TREES_DIR"] == str(trees)
     assert [by_key[f"agent_r/iter{k}/revision"].parameters["ALPHA"] for k in (1, 2, 3)] == [0.0, 0.0, 0.0]
     assert keys[-5:] == [f"figures/{name}" for name in (
         "10_figure3_training_trajectories", "11_figure4_loops", "12_figure5_revision_length",
