@@ -225,7 +225,7 @@ def _train_hf(base_model: str, dataset: Any, out_dir: Path, config: SFTConfig) -
             batch = {k: v.to(device) for k, v in batch.items()}
             loss = model(**batch).loss / config.grad_accum
             loss.backward()
-            step_loss += float(loss)
+            step_loss += float(loss.detach())
             tokens_trained += int((batch["labels"] != -100).sum())
             tokens_seen += int(batch["attention_mask"].sum())
         if config.max_grad_norm:
