@@ -261,6 +261,8 @@ class TreeSearch:
                 self.env.step(action)
 
     def expand(self, node: Node, responses: Sequence[str]) -> None:
+        if not responses:
+            raise ValueError(f"the policy returned no response for task {self.task_id}, node {node.id}; expected n_gen samples")
         self.expansions += 1
         unique = list(dict.fromkeys(responses))  # drop duplicates, keep sampling order
         depth = node.depth + 1
@@ -316,6 +318,7 @@ class SearchResult:
     model_calls: int = 0  # policy.generate calls
     conversations: int = 0  # conversations sent (each sampled n_gen times)
     env_steps: int = 0
+    env_resets: int = 0
     seconds: float = 0.0
 
 
@@ -422,6 +425,7 @@ def search_trees(
         for env in envs:
             env.close()
     result.env_steps = sum(env.steps for env in envs)
+    result.env_resets = sum(env.resets for env in envs)
     result.trees = [done[task_id] for task_id in task_ids]
     result.seconds = time.perf_counter() - start
     return result
@@ -481,9 +485,11 @@ def load_tree(path: str | Path) -> Tree:
     return tree_from_dict(read_json(path), source=str(path))
 
 
-def load_trees(out_dir: str | Path) -> list[Tree]:
-    """Every tree file in `out_dir`, in sorted file-name order."""
-    return [load_tree(path) for path in sorted(Path(out_dir).glob("*.json"))]
+def load_trees(out_dir: str | Path, env: str | None = None) -> list[Tree]:
+    """Every tree file (`<env>-<task id>.json`) in `out_dir`, in sorted file-name order;
+    other JSON files there (summaries, ...) are ignored."""
+    pattern = f"{env or '*'}-[0-9][0-9][0-9][0-9][0-9][0-9].json"
+    return [load_tree(path) for path in sorted(Path(out_dir).glob(pattern))]
 
 
 def summarize(trees: Sequence[Tree]) -> list[dict]:

@@ -250,9 +250,12 @@ def build_rows(
     trees: Sequence[Tree], method: str = "agent_r", alpha: float = 0.5, beta: float = 0.2,
     verifier: str = "value", policy: Policy | None = None, max_pairs_per_tree: int | None = 4,
     seed: int = 0, replay_env_factory: Callable[[], Env] | None = None, judge_from: str = "divergence",
-    progress: bool = True,
+    drop_inconsistent: bool = False, progress: bool = True,
 ) -> list[dict]:
-    """The rows of `build_dataset` as plain dicts (one per trajectory), trees in the given order."""
+    """The rows of `build_dataset` as plain dicts (one per trajectory): good rows first (tree
+    order, then leaf order), then spliced rows. With `replay_env_factory` every splice is
+    replayed (observations replaced, `consistent` recorded); `drop_inconsistent` then leaves
+    out the splices whose replay misses the good reward."""
     if method not in METHODS:
         raise ValueError(f"method={method!r}; expected one of {METHODS}")
     if verifier not in ("value", "model"):
@@ -285,6 +288,8 @@ def build_rows(
             if env is not None:
                 consistent, messages, _ = replay_check(messages, env, pair.tree.task_id, pair.good.score,
                                                        signal_turn=3 + 2 * verdict.t_prime)
+                if drop_inconsistent and not consistent:
+                    continue
             good_len = len(pair.good_steps) - min(verdict.t_prime, pair.d)
             rows.append(_row(pair.tree, kind, messages, verdict.t_prime, verdict.t_prime, good_len, pair.good.score,
                              pair.bad.score, pair.d, verdict.verifier, verdict.judgments, consistent, signal))

@@ -13,7 +13,7 @@ import pytest
 
 from agentr_lib.agent import NO_ACTION_OBSERVATION
 from agentr_lib.mcts import (
-    MCTSConfig, Node, backpropagate, load_tree, mark_terminal, search_trees, summarize, tree_to_dict, uct_select,
+    MCTSConfig, Node, backpropagate, load_tree, load_trees, mark_terminal, search_trees, summarize, tree_to_dict, uct_select,
 )
 
 
@@ -237,6 +237,8 @@ def test_search_on_fake_env_builds_consistent_trees(tmp_path):
     rows = summarize(result.trees)
     assert [row["leaves"] for row in rows] == [len(t.leaves()) for t in result.trees]
     # round trip
+    (tmp_path / "summary.json").write_text("{}", encoding="utf-8")  # not a tree: ignored
+    assert [t.task_id for t in load_trees(tmp_path)] == [1, 2, 3] == [t.task_id for t in load_trees(tmp_path, "numberline")]
     loaded = load_tree(tmp_path / "numberline-000002.json")
     assert nodes_only(loaded) == nodes_only(result.trees[1])
     assert loaded.root.instruction == NumberLine.instruction
@@ -254,10 +256,21 @@ def test_fake_env_snapshot_and_replay_give_identical_trees():
         counts[restore] = result.env_steps
     assert trees["snapshot"] == trees["replay"]
     assert counts["snapshot"] < counts["replay"]
+    stepped = sum(1 for tree in trees["snapshot"] for node in tree if node["action"] is not None)
+    assert counts["snapshot"] == stepped  # one env step per child that has an action
     # without env snapshot support, "snapshot" falls back to replay
     config = MCTSConfig(simulations=5, n_gen=3, max_depth=6, seed=3, restore="snapshot", batch_trees=3)
     fallback = search_trees(HashPolicy(numberline_choice), lambda: NumberLine(supports_snapshot=False), [2, 3, 4], config, progress=False)
     assert [nodes_only(t) for t in fallback.trees] == trees["replay"] and fallback.env_steps == counts["replay"]
+
+
+def test_policy_without_responses_is_an_error():
+    class Silent:
+        def generate(self, conversations, n=1, temperature=0.0, max_new_tokens=128):
+            return [[] for _ in conversations]
+
+    with pytest.raises(ValueError, match="no response for task 2"):
+        search_trees(Silent(), NumberLine, [2], MCTSConfig(simulations=1), progress=False)
 
 
 def test_batched_search_makes_fewer_model_calls_and_same_trees():

@@ -298,6 +298,11 @@ def test_replay_check_flags_an_inconsistent_splice():
     revision = [r for r in ds.to_list() if r["kind"] == "revision"]
     assert [(r["t_prime"], r["consistent"]) for r in revision] == [(2, False)]
     assert counts(ds)[0]["checked"] == 1 and counts(ds)[0]["consistent"] == 0
+    kept = build_dataset([tree], "agent_r", alpha=0.5, beta=0.2, replay_env_factory=NumberLine, drop_inconsistent=True,
+                         progress=False)
+    assert kept["kind"] == ["good"]
+    direct = build_dataset([tree], "direct_revision", alpha=0.5, beta=0.2, replay_env_factory=NumberLine, progress=False)
+    assert [r["consistent"] for r in direct.to_list() if r["kind"] == "direct"] == [False]
 
 
 def test_model_verifier_judges_a_shared_bad_path_once():
