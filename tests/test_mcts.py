@@ -388,12 +388,15 @@ def test_textcraft_snapshot_and_replay_identical_trees_fewer_steps(textcraft):
     out = {}
     for restore in ("snapshot", "replay"):
         config = MCTSConfig(simulations=4, n_gen=3, max_depth=8, seed=5, restore=restore, batch_trees=3)
-        result = search_trees(expert_noise_policy(env, tasks), textcraft.TextCraftEnv, tasks, config, progress=False)
-        out[restore] = ([nodes_only(t) for t in result.trees], result.env_steps, sum(t.stats["env_steps"] for t in result.trees))
-    assert out["snapshot"][0] == out["replay"][0]
-    snapshot_steps, replay_steps = out["snapshot"][1], out["replay"][1]
-    assert snapshot_steps == out["snapshot"][2] and replay_steps == out["replay"][2]
-    # snapshot mode steps once per non-empty child; replay adds the whole action prefix each time
-    stepped = sum(1 for tree in out["snapshot"][0] for node in tree if node["action"] is not None)
-    assert snapshot_steps == stepped
-    assert replay_steps > snapshot_steps
+        out[restore] = search_trees(expert_noise_policy(env, tasks), textcraft.TextCraftEnv, tasks, config, progress=False)
+    snapshot, replay = out["snapshot"], out["replay"]
+    assert [nodes_only(t) for t in snapshot.trees] == [nodes_only(t) for t in replay.trees]
+    assert snapshot.env_steps == sum(t.stats["env_steps"] for t in snapshot.trees)
+    stepped = [node for tree in snapshot.trees for node in tree.nodes if node.action is not None]
+    # snapshot: one step per child with an action; replay: its whole (valid) action prefix again
+    assert snapshot.env_steps == len(stepped)
+    assert replay.env_steps == sum(sum(a is not None for a in node.action_history) for node in stepped)
+    assert replay.env_steps > snapshot.env_steps
+    expansions = sum(t.stats["expansions"] for t in snapshot.trees)
+    assert snapshot.env_resets == len(tasks) and replay.env_resets == len(tasks) + len(stepped)
+    assert snapshot.conversations == expansions
