@@ -249,13 +249,15 @@ METHODS = ("agent_r", "direct_revision", "good_only")
 def build_rows(
     trees: Sequence[Tree], method: str = "agent_r", alpha: float = 0.5, beta: float = 0.2,
     verifier: str = "value", policy: Policy | None = None, max_pairs_per_tree: int | None = 4,
-    seed: int = 0, replay_env_factory: Callable[[], Env] | None = None, judge_from: str = "divergence",
+    max_good_per_tree: int | None = None, seed: int = 0, replay_env_factory: Callable[[], Env] | None = None, judge_from: str = "divergence",
     drop_inconsistent: bool = False, progress: bool = True,
 ) -> list[dict]:
     """The rows of `build_dataset` as plain dicts (one per trajectory): good rows first (tree
     order, then leaf order), then spliced rows. With `replay_env_factory` every splice is
     replayed (observations replaced, `consistent` recorded); `drop_inconsistent` then leaves
-    out the splices whose replay misses the good reward."""
+    out the splices whose replay misses the good reward. `max_good_per_tree` (None = every
+    good leaf, as the SPEC says) caps good rows per tree by a seeded sample: a tree whose
+    late steps branch a lot yields many near-identical good paths."""
     if method not in METHODS:
         raise ValueError(f"method={method!r}; expected one of {METHODS}")
     if verifier not in ("value", "model"):
@@ -265,10 +267,12 @@ def build_rows(
     rng = random.Random(seed)
     rows: list[dict] = []
     for tree in trees:
-        for leaf in leaves(tree):
-            if is_good(leaf.score, alpha):
-                messages = good_messages(leaf, tree)
-                rows.append(_row(tree, "good", messages, None, 0, leaf.depth, leaf.score, None, None, "", [], None))
+        good_leaves = [leaf for leaf in leaves(tree) if is_good(leaf.score, alpha)]
+        if max_good_per_tree is not None and len(good_leaves) > max_good_per_tree:
+            good_leaves = [good_leaves[i] for i in sorted(rng.sample(range(len(good_leaves)), max_good_per_tree))]
+        for leaf in good_leaves:
+            messages = good_messages(leaf, tree)
+            rows.append(_row(tree, "good", messages, None, 0, leaf.depth, leaf.score, None, None, "", [], None))
     if method == "good_only":
         return rows
     pairs = [pair for tree in trees for pair in make_pairs(tree, alpha, beta, max_pairs_per_tree, rng)]
@@ -357,6 +361,7 @@ def counts(ds: Any) -> list[dict]:
     for env in sorted(by_env):
         entry = by_env[env]
         spliced = entry["revision"] + entry["direct"]
-        entry["mean_t_prime"] = entry.pop("t_prime_sum") / spliced if spliced else math.nan
+        total = entry.pop("t_prime_sum")
+        entry["mean_t_prime"] = total / spliced if spliced else math.nan
         result.append(entry)
     return result
