@@ -113,20 +113,47 @@ class Verdict:
     judgments: list[dict] = field(default_factory=list)
 
 
-def value_verifier(pair: Pair, alpha: float) -> Verdict:
-    """The first step after the divergence whose node's mean value W/N is below alpha
-    (`alpha >= 1` means below 1: some leaf under it failed). Steps 1..d are shared with the
-    good path, which succeeded from them, so they cannot be the error: t' >= d + 1.
-    No such step -> t' = the last step."""
+def _subtree_best(node: Node) -> float:
+    """The best leaf score under `node` (its own score when it is a leaf)."""
+    best, stack = -1.0, [node]
+    while stack:
+        current = stack.pop()
+        if current.children:
+            stack.extend(current.children)
+        elif current.terminal:
+            best = max(best, current.score)
+    return best
+
+
+VALUE_RULES = ("mean", "no_good")
+
+
+def value_verifier(pair: Pair, alpha: float, rule: str = "mean") -> Verdict:
+    """The first bad-path step after the divergence that the search already rated as lost.
+    rule "mean" (the SPEC's): the node's mean value W/N is below alpha (below 1 when
+    alpha >= 1, which makes t' = d + 1 whenever the bad leaf failed outright);
+    rule "no_good": no leaf under the node is good (`is_good(best, alpha)` fails), i.e. the
+    latest point the search saw no way back from -- never earlier than needed.
+    Steps 1..d are shared with the good path, which succeeded from them, so they cannot be
+    the error: t' >= d + 1. No such step -> t' = the last step. Recorded as verifier
+    "value" ("value-no-good" for the second rule) with per-step values."""
+    if rule not in VALUE_RULES:
+        raise ValueError(f"rule={rule!r}; expected one of {VALUE_RULES}")
     steps = pair.bad_steps
+    name = "value" if rule == "mean" else "value-no-good"
     judgments = []
-    threshold = min(alpha, 1.0)
     for index in range(pair.d, len(steps)):
         node = steps[index]
-        judgments.append({"step": index + 1, "value": round(node.value, 6), "N": node.N})
-        if node.value < threshold:
-            return Verdict(index + 1, "value", judgments)
-    return Verdict(len(steps), "value", judgments)
+        record = {"step": index + 1, "value": round(node.value, 6), "N": node.N}
+        if rule == "mean":
+            lost = node.value < min(alpha, 1.0)
+        else:
+            record["best"] = _subtree_best(node)
+            lost = not is_good(record["best"], alpha)
+        judgments.append(record)
+        if lost:
+            return Verdict(index + 1, name, judgments)
+    return Verdict(len(steps), name, judgments)
 
 
 def _as_step(node: Node) -> Step:
@@ -250,7 +277,7 @@ def build_rows(
     trees: Sequence[Tree], method: str = "agent_r", alpha: float = 0.5, beta: float = 0.2,
     verifier: str = "value", policy: Policy | None = None, max_pairs_per_tree: int | None = 4,
     max_good_per_tree: int | None = None, seed: int = 0, replay_env_factory: Callable[[], Env] | None = None, judge_from: str = "divergence",
-    drop_inconsistent: bool = False, progress: bool = True,
+    drop_inconsistent: bool = False, value_rule: str = "mean", progress: bool = True,
 ) -> list[dict]:
     """The rows of `build_dataset` as plain dicts (one per trajectory): good rows first (tree
     order, then leaf order), then spliced rows. With `replay_env_factory` every splice is
@@ -281,7 +308,7 @@ def build_rows(
     elif verifier == "model":
         verdicts = model_verifier(pairs, policy, judge_from=judge_from, progress=progress)
     else:
-        verdicts = [value_verifier(pair, alpha) for pair in pairs]
+        verdicts = [value_verifier(pair, alpha, value_rule) for pair in pairs]
     kind = "revision" if method == "agent_r" else "direct"
     env = replay_env_factory() if replay_env_factory is not None else None
     try:

@@ -141,6 +141,21 @@ def test_value_verifier_picks_first_low_value_step_after_divergence():
     assert value_verifier(pair_of(tree, n["G"], n["E"]), 0.5).t_prime == 1  # E 0.6: none low -> last step
 
 
+def test_value_verifier_no_good_rule_waits_for_the_point_of_no_return():
+    tree, n = hand_tree()
+    ex = pair_of(tree, n["E"], n["X"])  # A and B still have G (1.0) below them; X has nothing
+    verdict = value_verifier(ex, 0.5, rule="no_good")
+    assert verdict.t_prime == 3 and verdict.verifier == "value-no-good"
+    assert [(j["step"], j["best"]) for j in verdict.judgments] == [(1, 1.0), (2, 1.0), (3, 0.0)]
+    gd = pair_of(tree, n["G"], n["D"])  # C's subtree holds only D (0)
+    assert value_verifier(gd, 1.0, rule="no_good").t_prime == 2
+    assert value_verifier(pair_of(tree, n["G"], n["E"]), 0.5, rule="no_good").t_prime == 1  # E itself is good
+    with pytest.raises(ValueError, match="rule"):
+        value_verifier(gd, 0.5, rule="median")
+    ds = build_dataset([tree], "agent_r", alpha=0.5, beta=0.2, value_rule="no_good", max_pairs_per_tree=None, progress=False)
+    assert {r["verifier"] for r in ds.to_list() if r["kind"] == "revision"} == {"value-no-good"}
+
+
 @pytest.mark.parametrize("text,expected", [
     ("The action gathers wood.\nJudgment: Good", "Good"),
     ("Wrong item.\nJudgment: Bad", "Bad"),
