@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import re
 
 import pytest
 from fake_env import CounterEnv
@@ -247,3 +248,74 @@ def test_expert_replay_reproduces_expert_success_sciworld():
     if not _env_available("sciworld"):
         pytest.skip("agentr_lib.envs.sciworld not written yet")
     _check_expert_replay("sciworld", n_tasks=2)
+
+
+# ----------------------------------------------------------------------------------
+# Prompts
+# ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["textcraft", "sciworld", "webshop"])
+def test_instruction_for_reexports_the_env_instruction(name):
+    from agentr_lib.envs import REGISTRY
+    from agentr_lib.prompts import instruction_for
+
+    if not _env_available(name):
+        pytest.skip(f"agentr_lib.envs {name} not written yet")
+    module_name, class_name = REGISTRY[name].split(":")
+    text = instruction_for(name)
+    assert text == getattr(importlib.import_module(module_name), class_name).instruction
+    assert "Action" in text and "Thought" in text
+
+
+def test_instruction_for_unknown_env():
+    from agentr_lib.prompts import instruction_for
+
+    with pytest.raises(ValueError, match="unknown environment"):
+        instruction_for("minecraft")
+
+
+def test_verifier_messages_show_task_history_and_the_step_to_judge():
+    from agentr_lib.agent import Step
+    from agentr_lib.prompts import verifier_messages
+
+    history = [Step("Thought: a\nAction: get 1 oak log", "get 1 oak log", "Got 1 oak log", 0.0, False),
+               Step("Thought: ???", None, NO_ACTION_OBSERVATION, 0.0, False)]
+    current = Step("Thought: b\nAction: craft 4 oak planks using 1 oak log", "craft 4 oak planks using 1 oak log",
+                   "Crafted 4 minecraft:oak_planks", 0.0, False)
+    messages = verifier_messages("THE INSTRUCTION", "Goal: craft stick.", history, current)
+    assert [m["role"] for m in messages] == ["user"]
+    text = messages[0]["content"]
+    for part in ("THE INSTRUCTION", "Goal: craft stick.", "Step 1\nAction: get 1 oak log\nObservation: Got 1 oak log",
+                 "Step 2\nAction: (no valid action)", "Step 3\nAction: craft 4 oak planks using 1 oak log",
+                 "Crafted 4 minecraft:oak_planks", "Judgment: Good", "Judgment: Bad", "Judgment: Uncertain"):
+        assert part in text, part
+    assert text.index("Got 1 oak log") < text.index("Crafted 4")
+    empty = verifier_messages("I", "T", [], current)[0]["content"]
+    assert "(no steps yet)" in empty and "Step 1\nAction: craft" in empty
+
+
+@pytest.mark.parametrize("reply,expected", [
+    ("The log was needed.\nJudgment: Good", "Good"),
+    ("judgment: bad", "Bad"),
+    ("Judgement: Uncertain", "Uncertain"),
+    ("**Judgment:** Bad", "Bad"),
+    ("Judgment: Good\n...on reflection\nJudgment: Bad", "Bad"),
+    ("It looks fine to me.", "Uncertain"),
+    ("", "Uncertain"),
+    ("Judgment: goodish", "Uncertain"),
+])
+def test_parse_judgment(reply, expected):
+    from agentr_lib.prompts import parse_judgment
+
+    assert parse_judgment(reply) == expected
+
+
+def test_revision_signals_pool():
+    from agentr_lib.prompts import REVISION_SIGNALS
+
+    assert isinstance(REVISION_SIGNALS, tuple) and 8 <= len(REVISION_SIGNALS) <= 12
+    assert len(set(REVISION_SIGNALS)) == len(REVISION_SIGNALS)
+    for signal in REVISION_SIGNALS:
+        assert re.search(r"\b(I|my|me|My)\b", signal) and len(signal) < 100 and "\n" not in signal
+        assert parse_action(format_response(signal, "wait")) == "wait"
