@@ -3,6 +3,10 @@
 Read top to bottom:
 1. `Node` / `Tree`: the conversation state lives on the parent chain (each node holds one
    model response, the action parsed from it and the observation that came back).
+   Rewards follow the Env protocol: a step's reward is the episode's current score in
+   [0, 1] (ScienceWorld's score / 100, TextCraft's and WebShop's final reward), so a leaf's
+   score is its own reward, and a step with no parsable action (the env is not touched)
+   keeps its parent's reward.
 2. `uct_select`, `backpropagate`, `mark_terminal`: the tree arithmetic (pure, tested on
    hand-built trees).
 3. `TreeSearch`: one tree's simulation loop written as a small state machine, so that many
@@ -268,8 +272,8 @@ class TreeSearch:
         depth = node.depth + 1
         for response in unique:
             action = parse_action(response)
-            if action is None:  # invalid step: the env is not touched
-                observation, reward, done = NO_ACTION_OBSERVATION, 0.0, False
+            if action is None:  # invalid step: the env is not touched, its score stays
+                observation, reward, done = NO_ACTION_OBSERVATION, node.reward, False
             else:
                 self._restore(node)
                 observation, reward, done = self.env.step(action)

@@ -27,8 +27,9 @@ class NumberLine:
     name = "numberline"
     instruction = "Reach the goal position."
 
-    def __init__(self, supports_snapshot: bool = True):
+    def __init__(self, supports_snapshot: bool = True, partial: bool = False):
         self.supports_snapshot = supports_snapshot
+        self.partial = partial  # reward = current score max(pos, 0) / goal, as ScienceWorld's
         self.pos = 0
         self.goal = 0
 
@@ -46,7 +47,7 @@ class NumberLine:
             self.pos += 1 if action == "right" else -1
             if self.pos == self.goal:
                 return f"You reached {self.pos}.", 1.0, True
-            return f"You are at {self.pos}.", 0.0, False
+            return f"You are at {self.pos}.", max(self.pos, 0) / self.goal if self.partial else 0.0, False
         return "Nothing happens.", 0.0, False
 
     def snapshot(self) -> int:
@@ -232,6 +233,12 @@ def test_search_on_fake_env_builds_consistent_trees(tmp_path):
     assert fell and all(leaf.reward < 0 and leaf.score == 0.0 and leaf.terminal for leaf in fell)
     invalid = [n for tree in result.trees for n in tree.nodes if n.response and n.action is None]
     assert invalid and all(n.observation == NO_ACTION_OBSERVATION and n.reward == 0.0 for n in invalid)
+    # with a running score, an invalid step keeps the score it had; leaves score their reward
+    partial = search_trees(HashPolicy(numberline_choice), lambda: NumberLine(partial=True), [3, 4], config, progress=False)
+    invalid = [n for tree in partial.trees for n in tree.nodes if n.response and n.action is None]
+    assert any(n.reward > 0 for n in invalid) and all(n.reward == n.parent.reward for n in invalid)
+    for tree in partial.trees:
+        check_invariants(tree, config)
     capped = [leaf for leaf in leaves if not leaf.done]
     assert capped and all(leaf.depth == config.max_depth for leaf in capped)
     rows = summarize(result.trees)
