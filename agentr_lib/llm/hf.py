@@ -174,21 +174,31 @@ class HFPolicy:
             kwargs.update(temperature=float(temperature), top_p=1.0, top_k=0)
         if self.generator_seed is not None and not greedy:
             torch.manual_seed(self.generator_seed + self.calls)
-        with torch.inference_mode():
-            for start in range(0, len(rows), self.max_batch_size):
-                chunk = rows[start:start + self.max_batch_size]
-                batch = self.tokenizer([prompts[i] for _, i in chunk], return_tensors="pt", padding=True,
-                                       add_special_tokens=False).to(device)
-                generated = self.model.generate(**batch, **kwargs)
-                new = generated[:, batch["input_ids"].shape[1]:]
-                for (_, i), ids in zip(chunk, new):
-                    ids = ids.tolist()
-                    for position, token in enumerate(ids):
-                        if token in self.stop_ids:
-                            ids = ids[:position]
-                            break
-                    self.generated_tokens += len(ids)
-                    out[i].append(self.tokenizer.decode(ids, skip_special_tokens=True).strip())
+        was_training = self.model.training
+        self.model.eval()  # a model handed over from training: no dropout while sampling
+        try:
+            with torch.inference_mode():
+                for begin in range(0, len(rows), self.max_batch_size):
+                    chunk = rows[begin:begin + self.max_batch_size]
+                    for (_, i), text in zip(chunk, self._generate_chunk([prompts[i] for _, i in chunk], device, kwargs)):
+                        out[i].append(text)
+        finally:
+            if was_training:
+                self.model.train()
         if greedy and n > 1:
             out = [replies * n for replies in out]
         return out
+
+    def _generate_chunk(self, prompts: list[str], device: Any, kwargs: dict[str, Any]) -> list[str]:
+        """One `generate` call on left-padded prompts; replies cut at the first stop token."""
+        batch = self.tokenizer(prompts, return_tensors="pt", padding=True, add_special_tokens=False).to(device)
+        generated = self.model.generate(**batch, **kwargs)
+        texts = []
+        for ids in generated[:, batch["input_ids"].shape[1]:].tolist():
+            for position, token in enumerate(ids):
+                if token in self.stop_ids:
+                    ids = ids[:position]
+                    break
+            self.generated_tokens += len(ids)
+            texts.append(self.tokenizer.decode(ids, skip_special_tokens=True).strip())
+        return texts
