@@ -53,46 +53,39 @@ def _end_of_turn_text(tokenizer: Any) -> str | None:
     return tokenizer.eos_token
 
 
-def message_char_spans(tokenizer: Any, messages: Sequence[dict]) -> tuple[str, list[tuple[int, int, bool]]]:
-    """The rendered text and, per message, (start, end, trained) character spans.
+def trained_char_spans(tokenizer: Any, messages: Sequence[dict]) -> tuple[str, list[tuple[int, int]]]:
+    """The rendered conversation and the (start, end) character span of each trained assistant
+    turn: from the end of the generation prompt (render of the earlier messages with
+    add_generation_prompt=True) to the end of the first end-of-turn token in the turn.
 
-    For a trained assistant message the span runs from the end of the generation prompt to
-    the end of the first end-of-turn token in its segment; otherwise it covers the whole
-    segment and `trained` is False. Raises TemplateNotPrefixStable when a prefix render is
-    not a prefix of the next one."""
-    eot = _end_of_turn_text(tokenizer)
-    spans: list[tuple[int, int, bool]] = []
-    previous = ""
+    Only the renders a trained turn needs are made (2 per trained turn + the full text): the
+    prefix property is asserted for each of them against the full render. Raises
+    TemplateNotPrefixStable when it fails."""
     for index, message in enumerate(messages):
-        role = message.get("role")
-        if role not in ("user", "assistant", "system"):
-            raise ValueError(f"message {index}: role {role!r}; expected 'user', 'assistant' or 'system'")
+        if message.get("role") not in ("user", "assistant", "system"):
+            raise ValueError(f"message {index}: role {message.get('role')!r}; expected 'user', 'assistant' or 'system'")
+    eot = _end_of_turn_text(tokenizer)
+    full = _render(tokenizer, messages)
+    spans: list[tuple[int, int]] = []
+    for index, message in enumerate(messages):
+        if message["role"] != "assistant" or not bool(message.get("loss", True)):
+            continue
+        header = _render(tokenizer, messages[:index], add_generation_prompt=True)
         current = _render(tokenizer, messages[: index + 1])
-        if not current.startswith(previous):
+        if not (current.startswith(header) and full.startswith(current)):
             raise TemplateNotPrefixStable(
-                f"chat template is not prefix-stable at message {index} (role {role!r}): the render of "
-                f"messages[:{index}] is not a prefix of the render of messages[:{index + 1}]; per-turn "
-                "masks need a template that renders earlier turns identically (ChatML/Qwen2.5 do)"
+                f"chat template is not prefix-stable at message {index} (role 'assistant'): the renders of "
+                f"messages[:{index}] + generation prompt, messages[:{index + 1}] and the whole conversation are "
+                "not prefixes of each other; per-turn masks need a template that renders earlier turns "
+                "identically (ChatML/Qwen2.5 do; templates that drop earlier thoughts do not)"
             )
-        trained = role == "assistant" and bool(message.get("loss", True))
-        if trained:
-            header = _render(tokenizer, messages[:index], add_generation_prompt=True)
-            if not (header.startswith(previous) and current.startswith(header)):
-                raise TemplateNotPrefixStable(
-                    f"message {index}: the render with the generation prompt is not between the renders of "
-                    f"messages[:{index}] and messages[:{index + 1}]"
-                )
-            start = len(header)
-            end = len(current)
-            if eot:
-                found = current.find(eot, start)
-                if found != -1:
-                    end = found + len(eot)
-            spans.append((start, end, True))
-        else:
-            spans.append((len(previous), len(current), False))
-        previous = current
-    return previous, spans
+        start, end = len(header), len(current)
+        if eot:
+            found = current.find(eot, start)
+            if found != -1:
+                end = found + len(eot)
+        spans.append((start, end))
+    return full, spans
 
 
 def tokenize_conversation(tokenizer: Any, messages: Sequence[dict], max_seq_length: int | None = None) -> dict:
@@ -100,17 +93,16 @@ def tokenize_conversation(tokenizer: Any, messages: Sequence[dict], max_seq_leng
 
     Returns also `num_tokens`, `num_trained`, `truncated` (bool). `num_trained` may be 0 (the
     caller drops such examples)."""
-    text, spans = message_char_spans(tokenizer, messages)
+    text, trained_spans = trained_char_spans(tokenizer, messages)
     encoding = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
     ids: list[int] = list(encoding["input_ids"])
     offsets: list[tuple[int, int]] = [tuple(o) for o in encoding["offset_mapping"]]
     boundary_set = {0, len(text)}
-    for start, end, _ in spans:
+    for start, end in trained_spans:
         boundary_set.update((start, end))
     boundaries = sorted(boundary_set)
     labels = [IGNORE_INDEX] * len(ids)
     span_index = 0
-    trained_spans = [(s, e) for s, e, t in spans if t]
     for position, (token_start, token_end) in enumerate(offsets):
         following = bisect.bisect_right(boundaries, token_start)
         if following < len(boundaries) and boundaries[following] < token_end:

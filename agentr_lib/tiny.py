@@ -454,13 +454,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     build.add_argument("--seed", type=int, default=0)
     build.add_argument("--envs", default=None, help="comma-separated env names (default: the size's)")
     build.add_argument("--minutes", type=float, default=None, help="cap on BC training minutes")
+    build.add_argument("--threads", type=int, default=None, help="torch threads (default 2; use 1 on a busy machine)")
     build.add_argument("--out", default=None, help="output folder (default data/models/<key>)")
     build.add_argument("--force", action="store_true", help="rebuild even when cached")
     build.add_argument("--no-eval", action="store_true", help="skip the held-out greedy evaluation")
     args = parser.parse_args(argv)
     envs = args.envs.split(",") if args.envs else None
+    extra = {"threads": args.threads} if args.threads else {}
     path = build_tiny_model(args.out, size=args.size, seed=args.seed, envs=envs, minutes=args.minutes,
-                            force=args.force, evaluate=not args.no_eval)
+                            force=args.force, evaluate=not args.no_eval, **extra)
     print(path)
     print(json.dumps(read_json(path / "model_card.json").get("test_scores", {}), indent=1))
     return 0

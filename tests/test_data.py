@@ -127,7 +127,7 @@ def test_a_template_that_is_not_prefix_stable_raises_a_clear_error(tokenizer):
 
         eos_token = None
 
-    with pytest.raises(TemplateNotPrefixStable, match="prefix-stable at message 1"):
+    with pytest.raises(TemplateNotPrefixStable, match="not prefix-stable at message 7"):
         tokenize_conversation(Moving(), revision_trajectory())
 
 

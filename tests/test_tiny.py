@@ -1,0 +1,96 @@
+"""The tiny-model build (micro size, seconds): loadable, real chat template, deterministic."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from agentr_lib.agent import format_response, opening_messages
+from agentr_lib.tiny import CHAT_TEMPLATE, build_tiny_model, evaluate_greedy, main, resolve_spec
+
+
+def digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+@pytest.fixture(scope="module")
+def micro(tmp_path_factory) -> Path:
+    return build_tiny_model(tmp_path_factory.mktemp("a") / "m", size="micro", seed=0, progress=False)
+
+
+def test_micro_build_loads_and_renders_an_agent_conversation(micro):
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(micro)
+    model = AutoModelForCausalLM.from_pretrained(micro).eval()
+    assert model.config.model_type == "qwen2"
+    messages = opening_messages("Craft the goal item.", "Goal: craft oak planks.")
+    messages.append({"role": "assistant", "content": format_response("oak planks needs 1 oak logs.", "get 1 oak logs")})
+    text = tokenizer.apply_chat_template(messages, tokenize=False)
+    assert text == (
+        "<|im_start|>user\nCraft the goal item.<|im_end|>\n"
+        "<|im_start|>assistant\nOk.<|im_end|>\n"
+        "<|im_start|>user\nGoal: craft oak planks.<|im_end|>\n"
+        "<|im_start|>assistant\nThought: oak planks needs 1 oak logs.\nAction: get 1 oak logs<|im_end|>\n"
+    ), "ChatML without a default system prompt"
+    prompt = tokenizer.apply_chat_template(messages[:3], tokenize=False, add_generation_prompt=True)
+    assert prompt.endswith("<|im_start|>assistant\n")
+    # the special tokens are single tokens; eos = <|im_end|>, pad = <|endoftext|>
+    for special in ("<|im_start|>", "<|im_end|>", "<|endoftext|>"):
+        assert len(tokenizer(special, add_special_tokens=False)["input_ids"]) == 1
+    assert tokenizer.eos_token == "<|im_end|>" and tokenizer.pad_token == "<|endoftext|>"
+    assert model.generation_config.eos_token_id == tokenizer.convert_tokens_to_ids("<|im_end|>")
+    # {% generation %} markers: transformers' assistant mask covers exactly the assistant contents + <|im_end|>
+    encoded = tokenizer.apply_chat_template(messages, tokenize=True, return_dict=True, return_assistant_tokens_mask=True)
+    ids = encoded["input_ids"]
+    marked = tokenizer.decode([i for i, m in zip(ids, encoded["assistant_masks"]) if m])
+    assert marked == "Ok.<|im_end|>" + messages[-1]["content"] + "<|im_end|>"
+    ids_t = torch.tensor([tokenizer(prompt, add_special_tokens=False)["input_ids"]])
+    out = model.generate(input_ids=ids_t, attention_mask=torch.ones_like(ids_t), max_new_tokens=5, do_sample=False)
+    assert out.shape[1] > ids_t.shape[1]
+
+
+def test_model_card_describes_the_build(micro):
+    card = json.loads((micro / "model_card.json").read_text())
+    assert card["params"] > 0 and card["vocab"] >= 259
+    assert card["data"]["envs"] == ["textcraft"] and card["data"]["per_env"]["textcraft"]["episodes"] > 0
+    assert card["data"]["tokens"] > card["data"]["trained_tokens"] > 0
+    assert card["train"]["steps"] == resolve_spec("micro").max_steps
+    assert card["spec"]["seed"] == 0 and card["build_minutes"] is not None
+    assert not (micro / "init").exists() and (micro / "train_metrics.json").exists()
+
+
+def test_build_is_deterministic_for_a_seed_and_cached(micro, tmp_path):
+    again = build_tiny_model(tmp_path / "again", size="micro", seed=0, progress=False)
+    assert digest(again / "model.safetensors") == digest(micro / "model.safetensors")
+    assert digest(again / "tokenizer.json") == digest(micro / "tokenizer.json")
+    other = build_tiny_model(tmp_path / "other", size="micro", seed=1, progress=False)
+    assert digest(other / "model.safetensors") != digest(micro / "model.safetensors")
+    stamp = (again / "model.safetensors").stat().st_mtime_ns
+    assert build_tiny_model(tmp_path / "again", size="micro", seed=0, progress=False) == again
+    assert (again / "model.safetensors").stat().st_mtime_ns == stamp, "cached: not rebuilt"
+
+
+def test_spec_key_changes_with_what_determines_the_build():
+    assert resolve_spec("micro").key() == resolve_spec("micro", minutes=9).key()
+    assert resolve_spec("micro").key() != resolve_spec("micro", seed=1).key()
+    assert resolve_spec("tiny").key().startswith("tiny-")
+    with pytest.raises(ValueError, match="size"):
+        resolve_spec("huge")
+
+
+def test_cli_builds_and_greedy_evaluation_runs(tmp_path, capsys):
+    out = tmp_path / "cli"
+    assert main(["build", "--size", "micro", "--out", str(out), "--no-eval", "--threads", "1"]) == 0
+    assert str(out) in capsys.readouterr().out
+    result = evaluate_greedy(out, "textcraft", [4, 7], max_turns=2, progress=False)
+    assert result["tasks"] == 2 and 0 <= result["success"] <= 100 and 1 <= result["mean_turns"] <= 2
+    assert 0.0 <= result["parse_failure_rate"] <= 1.0
+
+
+def test_chat_template_has_generation_markers():
+    assert "{% generation %}" in CHAT_TEMPLATE and "system" not in CHAT_TEMPLATE
