@@ -17,6 +17,11 @@ Read top to bottom:
    atomically; a rerun skips them (resume).
 5. `load_tree`, `summarize`: reading results back for revision construction and notebooks.
 
+Usage (notebook 01):
+    config = MCTSConfig(simulations=8, n_gen=4, temperature=1.0, max_depth=15, seed=0)
+    result = search_trees(policy, lambda: make_env("textcraft"), task_ids, config, "runs/x/mcts/trees")
+    pandas.DataFrame(summarize(result.trees)); result.model_calls, result.env_steps
+
 One simulation: from the root, repeatedly (a) expand the node if it has no children, then
 (b) select a child by UCT, until the selected node's children are all terminal. Terminal
 children are backpropagated at once with their final reward, so every simulation descends

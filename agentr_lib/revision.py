@@ -12,6 +12,12 @@ Conventions (tested in tests/test_revision.py):
   trained): user turns never; the opening "Ok." never (a constant acknowledgement teaches
   nothing); the bad segment's assistant turns never; the revision signal and the good
   continuation always. Good trajectories train every assistant turn after the opening.
+
+Usage (notebook 02):
+    trees = load_trees("runs/x/mcts/trees")
+    ds = build_dataset(trees, "agent_r", alpha=0.5, beta=0.2, verifier="value", max_pairs_per_tree=4,
+                       seed=0, replay_env_factory=lambda: make_env("textcraft"))
+    save_dataset(ds, "runs/x/revision/dataset"); pandas.DataFrame(counts(ds))
 """
 
 from __future__ import annotations
