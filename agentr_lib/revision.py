@@ -352,17 +352,33 @@ def _row(tree: Tree, kind: str, messages: list[dict], t_prime: int | None, bad_l
     }
 
 
+def row_features() -> Any:
+    """The dataset schema, fixed so that datasets of different envs/methods (or an empty one)
+    always concatenate."""
+    from datasets import Features, List, Value
+
+    message = {"role": Value("string"), "content": Value("string"), "loss": Value("bool")}
+    return Features({
+        "messages": List(message), "env": Value("string"), "task_id": Value("int64"), "kind": Value("string"),
+        "t_prime": Value("int64"), "bad_len": Value("int64"), "good_len": Value("int64"),
+        "good_score": Value("float64"), "bad_score": Value("float64"), "divergence": Value("int64"),
+        "signal": Value("string"), "verifier": Value("string"), "judgments": Value("string"),
+        "consistent": Value("bool"),
+    })
+
+
 def build_dataset(trees: Sequence[Tree], method: str = "agent_r", **kwargs: Any) -> Any:
     """A `datasets.Dataset`, one row per trajectory: messages [{role, content, loss}], env,
     task_id, kind (revision/direct/good), t_prime (-1 for good rows), bad_len, good_len,
-    good_score, bad_score, divergence, signal, verifier, judgments (JSON), consistent
-    (None without a replay check). Keyword arguments as in `build_rows`."""
+    good_score, bad_score (-1 for good rows), divergence (-1 for good rows), signal,
+    verifier, judgments (JSON), consistent (None without a replay check).
+    Keyword arguments as in `build_rows`."""
     from datasets import Dataset
 
     rows = build_rows(trees, method=method, **kwargs)
-    if not rows:  # keep the columns so that concatenation and counts still work
-        return Dataset.from_dict({key: [] for key in ROW_COLUMNS})
-    return Dataset.from_list(rows)
+    if not rows:
+        return Dataset.from_dict({key: [] for key in ROW_COLUMNS}, features=row_features())
+    return Dataset.from_list(rows, features=row_features())
 
 
 def save_dataset(ds: Any, out_dir: str | Path) -> Path:

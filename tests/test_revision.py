@@ -251,8 +251,14 @@ def test_dataset_rows_methods_and_counts(tmp_path):
     lines = (out / "data.jsonl").read_text(encoding="utf-8").splitlines()
     assert [json.loads(line) for line in lines] == rows
 
-    empty = build_dataset([tree], "agent_r", alpha=1.0, beta=2.0, progress=False)  # goods only, no pairs
-    assert empty["kind"] == ["good"]
+    goods_only = build_dataset([tree], "agent_r", alpha=1.0, beta=2.0, progress=False)  # no pair this far apart
+    assert goods_only["kind"] == ["good"]
+    empty = build_dataset([], "agent_r", progress=False)
+    assert len(empty) == 0 and list(empty.features) == list(agent_r.features)
+    checked = build_dataset([numberline_tree()[0]], "agent_r", replay_env_factory=NumberLine, progress=False)
+    from datasets import concatenate_datasets
+    both = concatenate_datasets([agent_r, empty, checked])  # None and bool `consistent`, empty parts
+    assert len(both) == len(agent_r) + len(checked) and both["consistent"][-1] is False
     with pytest.raises(ValueError, match="policy"):
         build_dataset([tree], "agent_r", verifier="model", progress=False)
 
