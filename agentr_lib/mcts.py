@@ -376,12 +376,13 @@ def search_trees(
                     raise ValueError(f"{path}: holds {tree.env} task {tree.task_id}, expected {env_name} task {task_id}")
                 changed = sorted(k for k in _SEARCH_KEYS if k in tree.config and tree.config[k] != asdict(config)[k])
                 if changed:
-                    warnings.warn(f"{path} was searched with other settings ({', '.join(f'{k}={tree.config[k]!r}' for k in changed)}); "
-                                  "using it anyway (resume): pick a new out_dir to search again", stacklevel=2)
+                    settings = ", ".join(f"{key}={tree.config[key]!r}" for key in changed)
+                    warnings.warn(f"{path} was searched with other settings ({settings}); using it anyway "
+                                  "(resume): pick a new out_dir to search again", stacklevel=2)
                 done[task_id] = tree
                 result.loaded.append(task_id)
                 continue
-            except ValueError as err:
+            except (ValueError, TypeError, KeyError) as err:  # any unreadable file: report, search again
                 warnings.warn(f"corrupt tree file {path} ({err}); searching task {task_id} again", stacklevel=2)
                 result.corrupt.append(str(path))
         todo.append(task_id)
@@ -467,8 +468,12 @@ def tree_from_dict(record: dict, source: str = "<dict>") -> Tree:
     for key in ("env", "task_id", "instruction", "nodes"):
         if key not in record:
             raise ValueError(f"{source}: missing key {key!r}")
+    if not isinstance(record["nodes"], list):
+        raise ValueError(f"{source}: 'nodes' must be a list, got {type(record['nodes']).__name__}")
     nodes: list[Node] = []
     for index, item in enumerate(record["nodes"]):
+        if not isinstance(item, dict):
+            raise ValueError(f"{source}: node {index} must be an object, got {item!r:.60}")
         missing = [key for key in _NODE_KEYS if key not in item]
         if missing or item["id"] != index:
             raise ValueError(f"{source}: node {index} is malformed (missing {missing}, id {item.get('id')!r})")

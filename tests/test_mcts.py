@@ -331,9 +331,12 @@ def test_corrupt_tree_file_is_reported_and_searched_again(tmp_path):
         other = search_trees(HashPolicy(numberline_choice), NumberLine, [1], MCTSConfig(simulations=5, n_gen=2, max_depth=4),
                              tmp_path, progress=False)
     assert other.loaded == [1]
-    with pytest.raises(ValueError, match="numberline-000002.json"):
-        bad.write_text("[]", encoding="utf-8")
-        load_tree(bad)
+    for text in ("[]", '{"format": "agentr-mcts-tree/1", "env": "numberline", "task_id": 2, "instruction": "", "nodes": [1]}'):
+        bad.write_text(text, encoding="utf-8")
+        with pytest.raises(ValueError, match="numberline-000002.json"):
+            load_tree(bad)
+        with pytest.warns(UserWarning, match="corrupt tree file .*numberline-000002.json"):
+            search_trees(HashPolicy(numberline_choice), NumberLine, [2], config, tmp_path, progress=False)
 
 
 # ---------------------------------------------------------------------- TextCraft
