@@ -143,9 +143,16 @@ def truncate_messages(
     if budget is None or count_tokens(messages) <= budget:
         return list(messages)
     head, tail = list(messages[:N_OPENING]), list(messages[N_OPENING:])
-    while len(tail) > 2 and count_tokens(head + tail) > budget:
-        tail = tail[2:]
-    return head + tail
+    # Binary search over the number of dropped pairs (tokens shrink as more are dropped):
+    # O(log turns) renders instead of one per dropped pair.
+    low, high = 0, max(0, (len(tail) - 1) // 2)  # high: keeps the last pair / lone turn
+    while low < high:
+        middle = (low + high) // 2
+        if count_tokens(head + tail[2 * middle:]) <= budget:
+            high = middle
+        else:
+            low = middle + 1
+    return head + tail[2 * low:]
 
 
 # --------------------------------------------------------------------------------------

@@ -267,3 +267,18 @@ def test_hf_policy_drives_batched_episodes_on_textcraft(policy, tmp_path):
                        env_factory=lambda: make_env("textcraft"), progress=False)
     assert metrics["n"] == 3 and metrics["mean_turns"] <= 2
     assert policy.calls - calls <= 2  # lockstep: one generate call per turn for all three tasks
+
+
+def test_hf_prompt_never_exceeds_the_model_positions(micro_path):
+    policy = load_policy("hf", str(micro_path))
+    conversation = opening_messages("INSTRUCTION", "FIRST")
+    for i in range(200):
+        conversation += [{"role": "assistant", "content": f"Action: step{i}"}, {"role": "user", "content": f"obs{i}"}]
+    limit = policy.model.config.max_position_embeddings
+    assert policy.count_tokens(conversation) > limit
+    assert policy.budget(100) == limit - 100
+    prompt = policy.prompt(conversation, max_new_tokens=100)
+    assert len(policy.tokenizer(prompt, add_special_tokens=False)["input_ids"]) <= limit - 100
+    assert "INSTRUCTION" in prompt and "obs199" in prompt and "obs0<" not in prompt
+    replies = policy.generate([conversation], n=1, temperature=0.0, max_new_tokens=5)
+    assert len(replies) == 1 and len(replies[0]) == 1

@@ -140,8 +140,17 @@ class HFPolicy:
         """Tokens of the rendered prompt (what the context budget is measured in)."""
         return len(self.tokenizer(self.render(messages), add_special_tokens=False)["input_ids"])
 
-    def prompt(self, messages: Sequence[Message]) -> str:
-        return self.render(truncate_messages(list(messages), self.count_tokens, self.context_budget))
+    def budget(self, max_new_tokens: int = 0) -> int | None:
+        """Prompt tokens allowed: `context_budget`, and never more than the model's position
+        limit minus the reply length (a longer prompt would crash or silently degrade)."""
+        limit = getattr(getattr(self.model, "config", None), "max_position_embeddings", None)
+        caps = [b for b in (self.context_budget, (limit - max_new_tokens) if isinstance(limit, int) else None)
+                if b is not None]
+        return max(1, min(caps)) if caps else None
+
+    def prompt(self, messages: Sequence[Message], max_new_tokens: int = 0) -> str:
+        """The rendered prompt, older turns dropped to fit `budget(max_new_tokens)`."""
+        return self.render(truncate_messages(list(messages), self.count_tokens, self.budget(max_new_tokens)))
 
     # ---- generation -------------------------------------------------------------------
     def generate(
@@ -159,7 +168,7 @@ class HFPolicy:
             return []
         greedy = temperature is None or temperature <= 0
         copies = 1 if greedy else n
-        prompts = [self.prompt(c) for c in conversations]
+        prompts = [self.prompt(c, max_new_tokens) for c in conversations]
         rows = [(len(p), i) for i, p in enumerate(prompts) for _ in range(copies)]
         rows.sort(key=lambda row: (-row[0], row[1]))  # longest first: an OOM shows up at once
         out: list[list[str]] = [[] for _ in conversations]
