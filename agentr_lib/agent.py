@@ -182,7 +182,11 @@ def _apply(env: "Env", trajectory: Trajectory, messages: list[Message], response
         observation, reward, done = env.step(action)
     step = Step(response=response, action=action, observation=observation, reward=float(reward), done=bool(done))
     trajectory.steps.append(step)
-    trajectory.final_reward = min(1.0, max(0.0, step.reward))
+    if action is not None:
+        # Env rewards are the current task score (ScienceWorld: score / 100, not a delta), so
+        # the last env step's reward is the episode's; an invalid step (reward 0) changes no
+        # state and must not erase a partial score reached before it.
+        trajectory.final_reward = min(1.0, max(0.0, step.reward))
     trajectory.done = step.done
     messages.append({"role": "assistant", "content": response})
     messages.append({"role": "user", "content": observation})

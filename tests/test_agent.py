@@ -319,3 +319,10 @@ def test_revision_signals_pool():
     for signal in REVISION_SIGNALS:
         assert re.search(r"\b(I|my|me|My)\b", signal) and len(signal) < 100 and "\n" not in signal
         assert parse_action(format_response(signal, "wait")) == "wait"
+
+
+def test_invalid_step_keeps_the_partial_score():
+    replies = iter([format_response("one", "add 1"), "Thought: lost"])
+    trajectory = run_episode(ScriptedPolicy(lambda conv, rng: next(replies)), CounterEnv(), 4, max_turns=2)
+    assert [s.reward for s in trajectory.steps] == [0.25, 0.0]
+    assert trajectory.final_reward == 0.25 and trajectory.hit_turn_limit
