@@ -61,7 +61,7 @@ class TinySpec:
 
     size: str = "tiny"
     seed: int = 0
-    envs: tuple[str, ...] = ("textcraft",)
+    envs: tuple[str, ...] = ("textcraft", "webshop")
     vocab_size: int = 2048  # byte-level BPE on env text saturates near 1.3k (whole words)
     hidden_size: int = 128
     num_layers: int = 4
@@ -70,7 +70,7 @@ class TinySpec:
     intermediate_size: int = 512
     max_position: int = 2048
     # BC data
-    textcraft_seeds: int = 20          # distractor seeds per train goal
+    textcraft_seeds: int = 6           # distractor seeds per train goal
     max_train_tasks: int | None = None  # per env (None = all train ids)
     other_env_repeats: int = 1
     max_seq_length: int = 1536
@@ -84,7 +84,7 @@ class TinySpec:
     threads: int = 2
     # evaluation
     eval_tasks: int | None = 100        # per env, from the test split
-    eval_max_turns: int = 20
+    eval_max_turns: int = 15
 
     def key(self) -> str:
         record = asdict(self)
@@ -98,7 +98,7 @@ SIZES: dict[str, TinySpec] = {
     "tiny": TinySpec(),
     # seconds to build: what the tests use
     "micro": TinySpec(
-        size="micro", vocab_size=320, hidden_size=32, num_layers=1, num_heads=2, num_kv_heads=1,
+        size="micro", envs=("textcraft",), vocab_size=320, hidden_size=32, num_layers=1, num_heads=2, num_kv_heads=1,
         intermediate_size=64, max_position=1024, textcraft_seeds=1, max_train_tasks=6, epochs=1.0,
         max_steps=4, batch_size=4, learning_rate=3e-3, minutes=1.0, eval_tasks=0, max_seq_length=512,
     ),
