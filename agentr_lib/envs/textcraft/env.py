@@ -15,7 +15,6 @@ import math
 import random
 import re
 from dataclasses import dataclass
-from typing import Any
 
 from ..base import ExpertStep
 from .recipes import Ingredient, Recipe, RecipeBook, default_book, item_id, item_name
@@ -95,7 +94,12 @@ class TextCraftEnv:
         return [i for i in range(len(self.goals)) if i not in chosen]
 
     def depth(self, task_id: int) -> int:
+        """Min crafting depth of the task's goal (1..4)."""
         return self.book.depth[self._goal_of(task_id)]
+
+    def goal_name(self, task_id: int) -> str:
+        """Readable goal name, e.g. 'crafting table'."""
+        return item_name(self._goal_of(task_id))
 
     def _goal_of(self, task_id: int) -> str:
         if not isinstance(task_id, int) or not 0 <= task_id < len(self.goals):
@@ -345,10 +349,3 @@ def plan_crafts(book: RecipeBook, goal: str) -> CraftPlan:
             bucket[res] = bucket.get(res, 0) + ing.count * times
     crafts = {item: crafts[item] for item in bfs}
     return CraftPlan(order, bfs, crafts, [(b, base_total[b]) for b in bases], {i: book.depth[i] for i in bfs})
-
-
-def describe(env: TextCraftEnv, task_id: int) -> dict[str, Any]:
-    """Small summary of a task, for notebooks and reports."""
-    goal = env._goal_of(task_id)
-    return {"task_id": task_id, "goal": item_name(goal), "depth": env.book.depth[goal],
-            "expert_steps": len(env.expert(task_id))}
