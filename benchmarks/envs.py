@@ -49,12 +49,17 @@ def textcraft_rows() -> list[Row]:
     build_book()
     rows.append({"env": "textcraft", "measure": "recipe book build (ours), ms",
                  "value": f"{(time.perf_counter() - start) * 1000:.1f}", "notes": "once per process (cached)"})
-    env = TextCraftEnv(seed=0)
-    test = env.task_ids("test")
-    resets = [t for _ in range(5) for t in test]
-    ours_reset = mean_ms(lambda it=iter(resets): env.reset(next(it)), len(resets))
-    rows.append({"env": "textcraft", "measure": "reset (ours), mean ms", "value": f"{ours_reset:.3f}",
-                 "notes": f"{len(resets)} resets of the 100 test goals"})
+    test = TextCraftEnv(seed=0).task_ids("test")
+    first = []
+    for seed in range(5):  # a fresh env per seed: every reset builds its text (no cache hit)
+        env = TextCraftEnv(seed=seed)
+        first.append(mean_ms(lambda it=iter(test): env.reset(next(it)), len(test)))
+    ours_reset = statistics.fmean(first)
+    rows.append({"env": "textcraft", "measure": "reset (ours, first per task), mean ms", "value": f"{ours_reset:.3f}",
+                 "notes": "5 env seeds x 100 test goals"})
+    again = mean_ms(lambda it=iter(test * 5): env.reset(next(it)), 5 * len(test))
+    rows.append({"env": "textcraft", "measure": "reset (ours, repeated task), mean ms", "value": f"{again:.4f}",
+                 "notes": "reset text cached per env instance"})
     plans = {t: [s.action for s in env.expert(t)] for t in test}
     step_times = []
     for t in test:

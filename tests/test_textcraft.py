@@ -201,3 +201,17 @@ def test_splits_follow_the_paper_depth_mix_and_are_disjoint(env):
 def test_shipped_split_file_matches(env):
     assert load_split("textcraft", "train") == env.task_ids("train")
     assert load_split("textcraft", "test") == env.task_ids("test")
+
+
+def test_benchmark_table_survives_a_failing_environment(monkeypatch):
+    from benchmarks import envs as bench
+
+    def broken() -> list[dict[str, str]]:
+        raise RuntimeError("no simulator")
+
+    ok = lambda: [{"env": "x", "measure": "reset, mean ms", "value": "1.0", "notes": "a|b"}]  # noqa: E731
+    monkeypatch.setattr(bench, "ROWS", [ok, broken])
+    table = bench.markdown(bench.collect()).splitlines()
+    assert table[0] == "| env | measure | value | notes |" and len(table) == 4
+    assert table[2] == "| x | reset, mean ms | 1.0 | a/b |"
+    assert "(failed)" in table[3] and "RuntimeError: no simulator" in table[3]

@@ -76,6 +76,7 @@ class TextCraftEnv:
         self.inventory: dict[str, int] = {}
         self.num_steps = 0
         self.done = False
+        self._observations: dict[int, str] = {}  # task id -> reset text (pure, so cached)
 
     # ----------------------------------------------------------------- tasks and splits
     def task_ids(self, split: str) -> list[int]:
@@ -115,7 +116,9 @@ class TextCraftEnv:
         self.inventory = {}
         self.num_steps = 0
         self.done = False
-        return self.observation(task_id)
+        if task_id not in self._observations:
+            self._observations[task_id] = self.observation(task_id)
+        return self._observations[task_id]
 
     def observation(self, task_id: int) -> str:
         """The reset observation of a task (pure: does not touch the episode state)."""
