@@ -255,7 +255,7 @@ class WebShopEnv:
     def _wanted_options(goal: dict[str, Any], product: dict[str, Any]) -> list[tuple[str, str]]:
         goal_options = goal["goal_options"]
         if isinstance(goal_options, dict):
-            return [(k, goal_options[k]) for k in product["options"] if k in goal_options]
+            return [(k, v) for k, v in goal_options.items() if k in product["options"]]
         wanted = [normalize_color(str(o).lower()) for o in goal_options]
         picks = []
         for name, values in product["options"].items():
