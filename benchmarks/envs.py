@@ -141,6 +141,57 @@ def _theirs_rows(ours_reset: float, repeats: int = 20, consecutive: int = 40, ti
     return rows
 
 
+@row
+def webshop_rows() -> list[Row]:
+    """WebShop (ours, synthetic catalogue unless $WEBSHOP_DATA_DIR is set): world build (catalogue,
+    goals, BM25 index), uncached search, page render, buy/reward, and a mean step over expert actions."""
+    from agentr_lib.envs.webshop import WebShopEnv
+    from agentr_lib.envs.webshop import env as webshop_env
+
+    rows: list[Row] = []
+    webshop_env._WORLDS.clear()
+    start = time.perf_counter()
+    env = WebShopEnv()
+    mode = env.metadata["data_mode"]
+    rows.append({"env": "webshop", "measure": "world build (catalogue + goals + BM25 index), ms",
+                 "value": f"{(time.perf_counter() - start) * 1000:.1f}",
+                 "notes": f"{mode}, {env.metadata['n_products']} products, {env.metadata['n_goals']} goals; cached per process"})
+    test = env.task_ids("test")
+    engine = env._world.engine
+    queries = [env.goals[t]["instruction_text"] for t in test]
+
+    def uncached_search(it=iter(queries)) -> None:
+        engine.clear_cache()
+        engine.search(next(it))
+
+    rows.append({"env": "webshop", "measure": "search (BM25 top 50, uncached), mean ms",
+                 "value": f"{mean_ms(uncached_search, len(queries)):.3f}", "notes": f"{len(queries)} test instructions"})
+    plans = {t: [s.action for s in env.expert(t)] for t in test}
+    step_times, render_times, buy_times = [], [], []
+    for t in test:
+        env.reset(t)
+        for action in plans[t]:
+            if action.lower() == "click[buy now]":
+                snap = env.snapshot()
+                start = time.perf_counter()
+                env.step(action)
+                buy_times.append(time.perf_counter() - start)
+                env.restore(snap)
+            start = time.perf_counter()
+            env.observation()
+            render_times.append(time.perf_counter() - start)
+            start = time.perf_counter()
+            env.step(action)
+            step_times.append(time.perf_counter() - start)
+    rows.append({"env": "webshop", "measure": "page render, mean ms", "value": f"{statistics.fmean(render_times) * 1000:.4f}",
+                 "notes": f"{len(render_times)} pages (search, results, item) along expert paths"})
+    rows.append({"env": "webshop", "measure": "buy + reward, mean ms", "value": f"{statistics.fmean(buy_times) * 1000:.3f}",
+                 "notes": f"{len(buy_times)} purchases, tagger {env.metadata['tagger']}"})
+    rows.append({"env": "webshop", "measure": "step, mean ms", "value": f"{statistics.fmean(step_times) * 1000:.4f}",
+                 "notes": f"{len(step_times)} expert actions on the test goals (search results cached per query)"})
+    return rows
+
+
 def collect() -> list[Row]:
     """Run every registered function; a failure becomes a row naming the error."""
     rows: list[Row] = []
