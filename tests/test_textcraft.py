@@ -194,8 +194,9 @@ def test_splits_follow_the_paper_depth_mix_and_are_disjoint(env):
     assert {env.depth(t) for t in train} == {1, 2, 3, 4}
     with pytest.raises(ValueError, match="'valid'"):
         env.task_ids("valid")
-    with pytest.raises(ValueError, match="out of range"):
-        env.reset(len(env.goals))
+    for bad in (len(env.goals), -1, "3", 2.0):
+        with pytest.raises(ValueError, match="out of range"):
+            env.reset(bad)
 
 
 def test_shipped_split_file_matches(env):

@@ -12,6 +12,7 @@ needs one craft per item; malformed actions get an explanation instead of AgentG
 from __future__ import annotations
 
 import math
+import operator
 import random
 import re
 from dataclasses import dataclass
@@ -103,15 +104,20 @@ class TextCraftEnv:
         return item_name(self._goal_of(task_id))
 
     def _goal_of(self, task_id: int) -> str:
-        if not isinstance(task_id, int) or not 0 <= task_id < len(self.goals):
+        try:
+            index = operator.index(task_id)  # ints, numpy ints; not floats or strings
+        except TypeError:
+            index = -1
+        if isinstance(task_id, bool) or not 0 <= index < len(self.goals):
             raise ValueError(f"task_id {task_id!r} out of range; expected an int in [0, {len(self.goals)})")
-        return self.goals[task_id]
+        return self.goals[index]
 
     # ----------------------------------------------------------------- episode
     def reset(self, task_id: int) -> str:
         """New episode: empty inventory; the observation lists the goal's crafting tree plus
         distractors, shuffled with a seed derived from (env seed, task id)."""
         self.goal = self._goal_of(task_id)
+        task_id = operator.index(task_id)
         self.task_id = task_id
         self.inventory = {}
         self.num_steps = 0
