@@ -358,3 +358,14 @@ def test_fuzz_never_raises_and_invalid_actions_keep_the_page(env: WebShopEnv) ->
         else:
             obs = new_obs
     assert n_invalid > 300 and n_done > 10
+
+
+def test_benchmark_rows() -> None:
+    sys.path.insert(0, str(ROOT))
+    from benchmarks import envs as bench
+
+    rows = bench.webshop_rows()
+    measures = [r["measure"] for r in rows]
+    for needle in ("search", "page render", "buy + reward", "step"):
+        assert any(m.startswith(needle) for m in measures), measures
+    assert all(float(r["value"]) >= 0 for r in rows)
