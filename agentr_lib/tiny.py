@@ -423,14 +423,28 @@ def build_tiny_model(out_dir: str | Path | None = None, size: str = "tiny", seed
 
 
 def measure_test_scores(model_dir: str | Path, envs: Sequence[str] | None = None, n_tasks: int | None = None,
-                        max_turns: int | None = None, progress: bool = True) -> dict:
-    """Greedy scores on held-out TEST ids, written into model_card.json["test_scores"]."""
+                        max_turns: int | None = None, progress: bool = True, evaluator: str = "auto",
+                        threads: int | None = None) -> dict:
+    """Greedy scores on held-out TEST ids, written into model_card.json["test_scores"].
+
+    evaluator="auto" uses the project's evaluator (agentr_lib.evaluate + llm.hf.HFPolicy, the
+    numbers the pipeline reports; per-episode JSONL under <model_dir>/eval/) when importable,
+    else the minimal loop `evaluate_greedy` here."""
     model_dir = Path(model_dir)
     card = read_json(model_dir / "model_card.json")
     spec = card["spec"]
     envs = list(envs or spec["envs"])
     n_tasks = n_tasks if n_tasks is not None else spec["eval_tasks"]
     max_turns = max_turns or spec["eval_max_turns"]
+    use_project = evaluator == "project"
+    if evaluator == "auto":
+        try:
+            from .evaluate import evaluate as _project_evaluate  # noqa: F401
+            from .llm.hf import HFPolicy  # noqa: F401
+
+            use_project = True
+        except ImportError:
+            use_project = False
     for name in envs:
         env = _make_env(name)
         try:
@@ -439,9 +453,24 @@ def measure_test_scores(model_dir: str | Path, envs: Sequence[str] | None = None
             env.close()
         if n_tasks is not None:
             ids = ids[:n_tasks]
-        result = evaluate_greedy(model_dir, name, ids, max_turns=max_turns, progress=progress)
+        started = time.time()
+        if use_project:
+            from .evaluate import evaluate as project_evaluate
+            from .llm.hf import HFPolicy
+
+            policy = HFPolicy.load(str(model_dir), threads=threads or spec.get("threads"))
+            result = dict(project_evaluate(policy, name, ids, model_dir / "eval", max_turns=max_turns,
+                                           max_new_tokens=96, progress=progress))
+            result["evaluator"] = "agentr_lib.evaluate (HFPolicy, batched)"
+            result["tasks"] = result.get("n", len(ids))
+        else:
+            result = {k: v for k, v in evaluate_greedy(model_dir, name, ids, max_turns=max_turns,
+                                                       progress=progress).items() if k != "rewards"}
+            result["evaluator"] = "agentr_lib.tiny.evaluate_greedy (one episode at a time)"
+        result["seconds"] = round(time.time() - started, 1)
+        result["max_turns"] = max_turns
         card = read_json(model_dir / "model_card.json")
-        card.setdefault("test_scores", {})[name] = {k: v for k, v in result.items() if k != "rewards"}
+        card.setdefault("test_scores", {})[name] = result
         atomic_write_json(model_dir / "model_card.json", card)
     return card["test_scores"]
 
@@ -458,7 +487,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     build.add_argument("--out", default=None, help="output folder (default data/models/<key>)")
     build.add_argument("--force", action="store_true", help="rebuild even when cached")
     build.add_argument("--no-eval", action="store_true", help="skip the held-out greedy evaluation")
+    score = sub.add_parser("eval", help="measure greedy test scores of a built model into its model_card.json")
+    score.add_argument("model_dir")
+    score.add_argument("--envs", default=None)
+    score.add_argument("--tasks", type=int, default=None)
+    score.add_argument("--max-turns", type=int, default=None)
+    score.add_argument("--evaluator", default="auto", choices=["auto", "project", "minimal"])
+    score.add_argument("--threads", type=int, default=None)
     args = parser.parse_args(argv)
+    if args.command == "eval":
+        scores = measure_test_scores(args.model_dir, args.envs.split(",") if args.envs else None, args.tasks,
+                                     args.max_turns, evaluator=args.evaluator, threads=args.threads)
+        print(json.dumps(scores, indent=1))
+        return 0
     envs = args.envs.split(",") if args.envs else None
     extra = {"threads": args.threads} if args.threads else {}
     path = build_tiny_model(args.out, size=args.size, seed=args.seed, envs=envs, minutes=args.minutes,

@@ -94,3 +94,20 @@ def test_cli_builds_and_greedy_evaluation_runs(tmp_path, capsys):
 
 def test_chat_template_has_generation_markers():
     assert "{% generation %}" in CHAT_TEMPLATE and "system" not in CHAT_TEMPLATE
+
+
+def test_measured_scores_land_in_the_model_card(micro, tmp_path):
+    import shutil
+
+    from agentr_lib.tiny import measure_test_scores
+
+    model = tmp_path / "m"
+    shutil.copytree(micro, model)
+    for evaluator in ("minimal", "project"):
+        scores = measure_test_scores(model, envs=["textcraft"], n_tasks=2, max_turns=1, progress=False,
+                                     evaluator=evaluator, threads=1)
+        card = json.loads((model / "model_card.json").read_text())
+        assert card["test_scores"]["textcraft"] == scores["textcraft"]
+        expected = "agentr_lib.tiny.evaluate_greedy" if evaluator == "minimal" else "agentr_lib.evaluate"
+        assert scores["textcraft"]["tasks"] == 2 and scores["textcraft"]["evaluator"].startswith(expected)
+        assert 0 <= scores["textcraft"]["success"] <= 100
