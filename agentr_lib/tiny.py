@@ -360,6 +360,7 @@ def build_tiny_model(out_dir: str | Path | None = None, size: str = "tiny", seed
     card_path = out / "model_card.json"
     if card_path.exists() and not force:
         return out
+    shutil.rmtree(out / "eval", ignore_errors=True)  # episodes of an older build must not be resumed
     started = time.time()
     random.seed(spec.seed)
     torch.manual_seed(spec.seed)
