@@ -71,7 +71,7 @@ def model_for_profile(profile: dict) -> str:
     if profile["model"] in ("tiny", "micro"):
         from .tiny import model_dir_for, resolve_spec
 
-        return str(model_dir_for(resolve_spec(profile["model"], seed=profile["seed"])))
+        return str(model_dir_for(resolve_spec(profile["model"], seed=profile["seed"], envs=profile["envs"])))
     return str(profile["model"])
 
 
