@@ -52,6 +52,8 @@ def test_protocol_and_task_table(env):
     assert len(env.tasks) == 4639  # AgentGym's flattened index over the same 23 types
     assert env.tasks[0] == ("boil", 0)
     assert "Thought:" in env.instruction and "Action:" in env.instruction
+    cmdline = psutil.Process(env.java_pid).cmdline()
+    assert "-Xmx512m" in cmdline and "-XX:hashCode=2" in cmdline  # heap cap, determinism
 
 
 def test_gold_path_scores_100_on_every_task_type(env):
