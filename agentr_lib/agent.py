@@ -24,6 +24,13 @@ NO_ACTION_OBSERVATION = (
     "'Action: <one action>' on its own line."
 )
 
+#: The revision turn of Agent-R: `Thought: <signal>\nAction: wait`, answered with `ok.`.
+#: It is the agent's own turn, not an environment action, so it never reaches the
+#: environment (in ScienceWorld "wait" would pass time) and leaves the state and the score
+#: as they were: what the model sees after it is exactly what it was trained on.
+REVISION_ACTION = "wait"
+REVISION_OBSERVATION = "ok."
+
 _ACTION_RE = re.compile(r"action\s*:", re.IGNORECASE)
 # `Action:` at the start of a line (after optional numbering / markdown bold): preferred over
 # an "action:" inside a sentence ("the next action: ...") when both occur.
@@ -172,14 +179,24 @@ class _Live:
     messages: list[Message]
 
 
-def _apply(env: "Env", trajectory: Trajectory, messages: list[Message], response: str) -> Step:
-    """Parse one response, step the environment (or not, for a response without an action),
-    and record the turn in both the trajectory and the conversation."""
-    action = parse_action(response)
+def take_action(env: "Env", action: str | None, score: float) -> tuple[str, float, bool]:
+    """One agent turn against the environment: (observation, reward, done).
+
+    No parsed action: an explanatory observation, the env untouched. The revision action:
+    `ok.`, the env untouched. Both keep `score` (the episode's current score), because every
+    environment reports the current score rather than a delta."""
     if action is None:
-        observation, reward, done = NO_ACTION_OBSERVATION, 0.0, False
-    else:
-        observation, reward, done = env.step(action)
+        return NO_ACTION_OBSERVATION, score, False
+    if action.lower() == REVISION_ACTION:
+        return REVISION_OBSERVATION, score, False
+    return env.step(action)
+
+
+def _apply(env: "Env", trajectory: Trajectory, messages: list[Message], response: str) -> Step:
+    """Parse one response, take its action, and record the turn in both the trajectory and
+    the conversation."""
+    action = parse_action(response)
+    observation, reward, done = take_action(env, action, trajectory.final_reward)
     step = Step(response=response, action=action, observation=observation, reward=float(reward), done=bool(done))
     trajectory.steps.append(step)
     if action is not None:

@@ -41,7 +41,7 @@ from typing import Any, Callable, Iterator, Sequence
 
 from tqdm.auto import tqdm
 
-from .agent import NO_ACTION_OBSERVATION, opening_messages, parse_action
+from .agent import REVISION_ACTION, opening_messages, parse_action, take_action
 from .envs.base import Env
 from .io import atomic_write_json, read_json
 from .llm.base import Message, Policy
@@ -266,8 +266,7 @@ class TreeSearch:
             return
         self.env.reset(self.task_id)
         for action in node.action_history:
-            if action is not None:
-                self.env.step(action)
+            take_action(self.env, action, 0.0)
 
     def expand(self, node: Node, responses: Sequence[str]) -> None:
         if not responses:
@@ -277,11 +276,10 @@ class TreeSearch:
         depth = node.depth + 1
         for response in unique:
             action = parse_action(response)
-            if action is None:  # invalid step: the env is not touched, its score stays
-                observation, reward, done = NO_ACTION_OBSERVATION, node.reward, False
-            else:
+            if action is not None and action.lower() != REVISION_ACTION:
                 self._restore(node)
-                observation, reward, done = self.env.step(action)
+            # no action / the revision action: the env is not touched and its score stays
+            observation, reward, done = take_action(self.env, action, node.reward)
             child = Node(
                 id=len(self.nodes), depth=depth, response=response, action=action,
                 observation=observation, reward=float(reward), done=bool(done), parent=node,
@@ -290,7 +288,7 @@ class TreeSearch:
             if child.terminal:
                 backpropagate(child, child.score)
             elif self.use_snapshot:
-                if action is None:  # the env state did not change; the parent's snapshot holds
+                if action is None or action.lower() == REVISION_ACTION:  # the state did not change
                     child.state = node.state
                 else:
                     child.state = self.env.snapshot()

@@ -31,14 +31,12 @@ from typing import Any, Callable, Sequence
 
 from tqdm.auto import tqdm
 
-from .agent import NO_ACTION_OBSERVATION, Step, opening_messages, parse_action
+from .agent import REVISION_ACTION, REVISION_OBSERVATION, Step, opening_messages, parse_action, take_action
 from .envs.base import Env
 from .llm.base import Message, Policy
 from .mcts import Node, Tree
 from .prompts import REVISION_SIGNALS, parse_judgment, verifier_messages
 
-REVISION_ACTION = "wait"
-REVISION_OBSERVATION = "ok."
 
 # --------------------------------------------------------------------------------------
 # Leaves and pairs
@@ -248,26 +246,21 @@ def good_messages(leaf: Node, tree: Tree) -> list[dict]:
 # --------------------------------------------------------------------------------------
 
 
-def replay_check(messages: list[dict], env: Env, task_id: int, target: float,
-                 signal_turn: int | None = None) -> tuple[bool, list[dict], float]:
-    """Replay a spliced conversation's actions in `env` (the assistant turn at index
-    `signal_turn`, the revision signal, is not an env action) and replace every observation
-    with the replayed one. Consistent = the replay ends with a reward >= `target` (the good
-    leaf's score). Returns (consistent, new messages, final reward)."""
+def replay_check(messages: list[dict], env: Env, task_id: int, target: float) -> tuple[bool, list[dict], float]:
+    """Replay a spliced conversation's actions in `env` (the revision turn `Action: wait` is
+    answered `ok.` without touching the env, as during an episode) and replace every
+    observation with the replayed one. Consistent = the replay ends with a reward >= `target`
+    (the good leaf's score). Returns (consistent, new messages, final reward)."""
     env.reset(task_id)
     replayed = [dict(m) for m in messages]
     reward, finished = 0.0, False
     for i in range(3, len(replayed) - 1, 2):  # assistant turns after the opening
-        if i == signal_turn:
-            continue
         action = parse_action(replayed[i]["content"])
-        if action is None:
-            observation = NO_ACTION_OBSERVATION
-        elif finished:
+        if finished and action is not None:
             observation = "The episode has already ended."
         else:
-            observation, step_reward, finished = env.step(action)
-            reward = max(0.0, float(step_reward))
+            observation, step_reward, step_done = take_action(env, action, reward)
+            reward, finished = max(0.0, float(step_reward)), finished or step_done
         replayed[i + 1] = {**replayed[i + 1], "content": observation}
     return reward >= target - 1e-9, replayed, reward
 
@@ -323,8 +316,7 @@ def build_rows(
             messages = splice(pair, verdict.t_prime, signal)
             consistent = None
             if env is not None:
-                consistent, messages, _ = replay_check(messages, env, pair.tree.task_id, pair.good.score,
-                                                       signal_turn=3 + 2 * verdict.t_prime)
+                consistent, messages, _ = replay_check(messages, env, pair.tree.task_id, pair.good.score)
                 if drop_inconsistent and not consistent:
                     continue
             good_len = len(pair.good_steps) - min(verdict.t_prime, pair.d)

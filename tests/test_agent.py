@@ -324,5 +324,18 @@ def test_revision_signals_pool():
 def test_invalid_step_keeps_the_partial_score():
     replies = iter([format_response("one", "add 1"), "Thought: lost"])
     trajectory = run_episode(ScriptedPolicy(lambda conv, rng: next(replies)), CounterEnv(), 4, max_turns=2)
-    assert [s.reward for s in trajectory.steps] == [0.25, 0.0]
+    # the step without an action does not touch the env: the score it reports stays 0.25
+    assert [s.reward for s in trajectory.steps] == [0.25, 0.25]
     assert trajectory.final_reward == 0.25 and trajectory.hit_turn_limit
+
+
+def test_revision_action_is_answered_ok_without_touching_the_env():
+    from agentr_lib.agent import REVISION_OBSERVATION
+
+    env = CounterEnv()
+    replies = iter([format_response("one", "add 1"), format_response("I was wrong. I will fix it.", "wait"),
+                    format_response("two", "add 1")])
+    trajectory = run_episode(ScriptedPolicy(lambda conv, rng: next(replies)), env, 4, max_turns=3)
+    assert [s.observation == REVISION_OBSERVATION for s in trajectory.steps] == [False, True, False]
+    assert [s.reward for s in trajectory.steps] == [0.25, 0.25, 0.5]
+    assert trajectory.messages()[6] == {"role": "user", "content": REVISION_OBSERVATION} and env.steps == 2

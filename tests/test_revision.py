@@ -311,9 +311,9 @@ def test_replay_check_flags_an_inconsistent_splice():
     assert n["G"].reward == 1.0 and n["LL"].observation == "You are at -2."
     pair = pair_of(tree, n["G"], n["LL"])
     env = NumberLine()
-    ok, messages, reward = replay_check(splice(pair, 1, "S"), env, 1, 1.0, signal_turn=5)
+    ok, messages, reward = replay_check(splice(pair, 1, "S"), env, 1, 1.0)
     assert ok and reward == 1.0
-    bad, replayed, reward = replay_check(splice(pair, 2, "S"), env, 1, 1.0, signal_turn=7)
+    bad, replayed, reward = replay_check(splice(pair, 2, "S"), env, 1, 1.0)
     assert not bad and reward == 0.0
     original = splice(pair, 2, "S")
     assert [m["content"] for m in original[10::2]] == ["You are at 0.", "You reached 1."]  # stale
