@@ -192,6 +192,70 @@ def webshop_rows() -> list[Row]:
     return rows
 
 
+@row
+def sciworld_rows() -> list[Row]:
+    """ScienceWorld (scienceworld==1.2.3 simulator in a JVM via py4j): JVM start, reset, lean vs
+    full step along gold paths (one test variation per task type), restore (reload + replay),
+    and the JVM's resident memory with our JAVA_OPTS (heap cap, constant identity hash codes)
+    vs the package's default JVM options on the same workload."""
+    import psutil
+
+    from agentr_lib.envs.sciworld import JAVA_OPTS, ScienceWorldEnv
+
+    def workload(env: ScienceWorldEnv, tag: str) -> list[Row]:
+        rows: list[Row] = []
+        start = time.perf_counter()
+        test = env.task_ids("test")
+        rows.append({"env": "sciworld", "measure": f"JVM start + task table, s ({tag})",
+                     "value": f"{time.perf_counter() - start:.2f}", "notes": "once per env"})
+        one_per_type = {}
+        for task_id in test:
+            one_per_type.setdefault(env.task(task_id)[0], task_id)
+        ids = list(one_per_type.values())
+        plans = {t: [s.action for s in env.expert(t)] for t in ids}
+        reset_times, lean, full, restore_times = [], [], [], []
+        for task_id in ids:
+            for mode in ("lean", "full"):
+                start = time.perf_counter()
+                env.reset(task_id)
+                reset_times.append(time.perf_counter() - start)
+                for action in plans[task_id]:
+                    start = time.perf_counter()
+                    env.step_full(action) if mode == "full" else env.step(action)
+                    (full if mode == "full" else lean).append(time.perf_counter() - start)
+            env.reset(task_id)
+            for action in plans[task_id][: len(plans[task_id]) // 2]:
+                env.step(action)
+            state = env.snapshot()
+            start = time.perf_counter()
+            env.restore(state)
+            restore_times.append(time.perf_counter() - start)
+        lean_ms, full_ms = statistics.fmean(lean) * 1000, statistics.fmean(full) * 1000
+        n = f"{len(ids)} task types (first test variation each)"
+        rows.append({"env": "sciworld", "measure": f"reset (load + look around), mean ms ({tag})",
+                     "value": f"{statistics.fmean(reset_times) * 1000:.1f}", "notes": f"{len(reset_times)} resets, {n}"})
+        rows.append({"env": "sciworld", "measure": f"lean step, mean ms ({tag})", "value": f"{lean_ms:.2f}",
+                     "notes": f"{len(lean)} gold actions, {n}"})
+        rows.append({"env": "sciworld", "measure": f"full step (+ valid actions), mean ms ({tag})", "value": f"{full_ms:.2f}",
+                     "notes": f"{len(full)} gold actions; valid-action list built after each"})
+        rows.append({"env": "sciworld", "measure": f"full / lean step ({tag})", "value": f"{full_ms / lean_ms:.1f}", "notes": ""})
+        rows.append({"env": "sciworld", "measure": f"restore = reload + replay half the gold path, mean ms ({tag})",
+                     "value": f"{statistics.fmean(restore_times) * 1000:.1f}", "notes": f"{len(restore_times)} restores"})
+        rss = psutil.Process(env.java_pid).memory_info().rss / 2**20
+        rows.append({"env": "sciworld", "measure": f"JVM resident memory after the above, MiB ({tag})", "value": f"{rss:.0f}",
+                     "notes": " ".join(env.java_opts) or "no options (package default)"})
+        return rows
+
+    rows: list[Row] = []
+    for tag, opts in (("ours", JAVA_OPTS), ("default JVM", ())):
+        env = ScienceWorldEnv(java_opts=opts)
+        try:
+            rows.extend(workload(env, tag))
+        finally:
+            env.close()
+    return rows
+
+
 def collect() -> list[Row]:
     """Run every registered function; a failure becomes a row naming the error."""
     rows: list[Row] = []
