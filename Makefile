@@ -40,6 +40,7 @@ lab: $(STAMP)
 
 benchmarks: $(STAMP)
 	$(PY) benchmarks/envs.py
+	$(PY) benchmarks/mcts.py
 
 clean-runs:
 	rm -rf data/runs

@@ -29,6 +29,8 @@ class Env(Protocol):
     instruction: str
     #: True when snapshot()/restore() are cheap; MCTS replays the action prefix otherwise.
     supports_snapshot: bool
+    #: Where the tasks come from, for figure labels (e.g. "synthetic catalogue").
+    data_mode: str
 
     def task_ids(self, split: str) -> list[int]:
         """Deterministic task ids of the split ("train" or "test")."""

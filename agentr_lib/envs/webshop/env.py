@@ -106,6 +106,11 @@ class WebShopEnv:
         self.last_info: dict[str, Any] = {}
 
     # ------------------------------------------------------------------ protocol
+    @property
+    def data_mode(self) -> str:
+        """'synthetic catalogue' or 'real catalogue': every figure is labelled with it."""
+        return f"{self.metadata['data_mode']} catalogue"
+
     def task_ids(self, split: str) -> list[int]:
         """test = the first `test_size` goals of the shuffled list, train = the rest."""
         if split == "test":
