@@ -140,6 +140,8 @@ def test_closest_action_unit():
     assert closest_action("pick up thermometer", valid)[0] is None  # same verb, different object
     assert closest_action("open kitchen door", valid)[0] == "open door to kitchen"
     assert closest_action("qwerty", valid)[0] is None
+    uses = ["use thermometer on thermometer", "use thermometer on solid unknown substance y"]
+    assert closest_action("use thermometer on substance", uses)[0] == uses[1]  # covers what was named
     assert normalise_action("  Open   Door to Kitchen. ") == "open door to kitchen"
     assert task_goal("Your task is to boil water. First, focus on the substance.") == "boil water"
     assert thought_for("pick up thermometer") == "I need the thermometer, so I pick it up."
@@ -215,3 +217,23 @@ def test_close_leaves_no_jvm():
         time.sleep(0.1)
     assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
     assert environment.java_pid is None
+
+
+def test_jvm_dies_with_a_process_that_forgets_close(tmp_path):
+    """No close(): the finalizer (at exit) and py4j's die_on_exit still stop the JVM."""
+    import subprocess
+    import sys
+
+    script = (
+        "from agentr_lib.envs.sciworld import ScienceWorldEnv\n"
+        "env = ScienceWorldEnv()\nenv.reset(0)\nprint(env.java_pid, flush=True)\n"
+    )
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    out = subprocess.run([sys.executable, "-c", script], cwd=root, capture_output=True, text=True, timeout=120,
+                         env={**os.environ, "PYTHONPATH": root})
+    assert out.returncode == 0, out.stderr
+    pid = int(out.stdout.split()[-1])
+    deadline = time.time() + 10
+    while psutil.pid_exists(pid) and time.time() < deadline:
+        time.sleep(0.2)
+    assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE

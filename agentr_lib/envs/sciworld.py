@@ -105,12 +105,15 @@ def normalise_action(action: str) -> str:
 
 
 def closest_action(action: str, candidates: list[str], min_similarity: float = 0.5) -> tuple[str | None, float]:
-    """The candidate with the highest token-overlap F1 with `action` (tokens equal, or both
-    >= 4 characters with a rapidfuzz ratio >= 80, so "kitchn" matches "kitchen"), provided it
-    is >= `min_similarity` and shares a content word (not a verb/preposition) with `action`.
-    When `action` starts with a simulator verb, only candidates with that verb qualify.
-    Ties: higher whole-string similarity, then shorter, then alphabetical. (None, best) when
-    nothing qualifies."""
+    """The closest candidate to `action` by token overlap (tokens equal, or both >= 4
+    characters with a rapidfuzz ratio >= 80, so "kitchn" matches "kitchen").
+
+    A candidate qualifies when its token-overlap F1 with `action` is >= `min_similarity`, it
+    shares a content word (not a verb/preposition) with `action`, and -- when `action` starts
+    with a simulator verb -- it starts with the same verb. Among those: the most content words
+    of `action` covered (so "use thermometer on substance" prefers an action naming a
+    substance over "use thermometer on thermometer"), then F1, then whole-string similarity,
+    then shorter, then alphabetical. Returns (candidate, F1) or (None, 0.0)."""
     from rapidfuzz import fuzz
 
     query = _tokens(action)
@@ -142,12 +145,14 @@ def closest_action(action: str, candidates: list[str], min_similarity: float = 0
         if not matched or (content and not (matched & content)):
             continue
         f1 = 2 * len(matched) / (len(query_set) + len(cand_tokens))
-        key = (f1, fuzz.ratio(lowered, cand), -len(cand))
+        if f1 < min_similarity:
+            continue
+        key = (len(matched & content), f1, fuzz.ratio(lowered, cand), -len(cand))
         if best_key is None or key > best_key:
             best_key, best_action = key, cand
-    if best_key is None or best_key[0] < min_similarity:
-        return None, (best_key[0] if best_key else 0.0)
-    return best_action, best_key[0]
+    if best_key is None:
+        return None, 0.0
+    return best_action, best_key[1]
 
 
 @dataclass(frozen=True)
@@ -222,8 +227,8 @@ class ScienceWorldEnv:
     ends the episode with reward 0. Steps after the end return (EPISODE_OVER, final reward, True).
 
     Two step costs, same semantics: `step()` is lean (simulator step + score + completed,
-    ~5-10 ms); `step_full()` also builds the valid-action list (~30-240 ms, up to 3,000+
-    actions), kept in `self.valid_actions`. With `full_step=True`, `step()` is `step_full()`.
+    ~10 ms); `step_full()` also builds the valid-action list (~100 ms mean, 30-240 ms, up to
+    3,000+ actions), kept in `self.valid_actions`. With `full_step=True`, `step()` is `step_full()`.
     Both try the action as typed first; only when the simulator answers "No known action
     matches that input." is it mapped to the closest valid action (`closest_action`), which is
     recorded in `last_mapping` = (original, mapped) and counted in `stats["mapped"]`; when no
@@ -231,8 +236,9 @@ class ScienceWorldEnv:
     An "Ambiguous request" is resolved to option 0 at once (`stats["ambiguous"]`).
 
     No simulator snapshot exists: `snapshot()` returns the inputs since the reset and
-    `restore()` = reload + replay of those inputs (lean, no mapping), costing one load
-    (~0.1-1 s, task dependent) + ~5-10 ms per replayed step. supports_snapshot is False so MCTS
+    `restore()` = reload + replay of those inputs (lean, no mapping): one load (~40-100 ms,
+    more for big worlds) + ~5-10 ms per replayed step; ~190 ms mean to restore half a gold path
+    (benchmarks/envs.py, shared 2-core machine). supports_snapshot is False so MCTS
     knows restore is not cheap.
 
     `step_limit`: None (default) = no cap on simulator moves (the agent's own turn limit caps
@@ -242,6 +248,7 @@ class ScienceWorldEnv:
     name = "sciworld"
     instruction = INSTRUCTION
     supports_snapshot = False
+    data_mode = "ScienceWorld simulator (scienceworld 1.2.3), 23 AgentGym task types"
 
     def __init__(
         self,
