@@ -24,6 +24,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from .envs import ENV_NAMES
 from .io import atomic_write_json, read_json
 from .profiles import alpha_for, load_profile
 
@@ -104,7 +105,8 @@ def build_plan(profile: dict, run_dir: Path, figures_dir: Path) -> list[Step]:
 
     plan = [
         Step("setup", "00_environment_setup", setup_dir, {
-            "ENVS": envs, "MODEL": profile["model"], "EXPERT_TASKS": 2, "SEED": seed,
+            "ENVS": list(ENV_NAMES), "MODEL": profile["model"],
+            "MODEL_ENVS": envs, "EXPERT_TASKS": 2, "SEED": seed,
             "OUT_DIR": str(setup_dir),
         }, [setup_dir / "setup.json"]),
         evaluation("base/eval", base_dir, base_model, "base", envs, make_prefixes=True),
