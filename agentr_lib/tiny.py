@@ -73,6 +73,9 @@ class TinySpec:
     textcraft_seeds: int = 6           # distractor seeds per train goal
     max_train_tasks: int | None = None  # per env (None = all train ids)
     other_env_repeats: int = 1
+    #: BC passes; stage k uses distractor seeds [k*textcraft_seeds, (k+1)*textcraft_seeds) and
+    #: starts from stage k-1's model with a fresh warmup + cosine schedule (= iterative SFT)
+    stages: int = 1
     max_seq_length: int = 1536
     # BC optimisation (a fixed step count keeps the build deterministic; `minutes` is a cap)
     epochs: float = 1.0
@@ -201,7 +204,7 @@ def expert_episode(env: Any, task_id: int) -> dict | None:
     return {"messages": messages, "reward": float(reward), "done": bool(done)}
 
 
-def collect_demos(spec: TinySpec, progress: bool = True) -> tuple[list[dict], dict]:
+def collect_demos(spec: TinySpec, progress: bool = True, stage: int = 0) -> tuple[list[dict], dict]:
     """Expert demonstrations on TRAIN task ids only, per env; returns (rows, per-env stats).
 
     TextCraft: every train goal under `textcraft_seeds` distractor seeds (the env's `seed`
@@ -212,7 +215,8 @@ def collect_demos(spec: TinySpec, progress: bool = True) -> tuple[list[dict], di
     rows: list[dict] = []
     stats: dict[str, dict] = {}
     for name in spec.envs:
-        seeds = list(range(spec.textcraft_seeds)) if name == "textcraft" else [None]
+        k = spec.textcraft_seeds
+        seeds = list(range(stage * k, (stage + 1) * k)) if name == "textcraft" else [None]
         kept = failed = 0
         for seed in seeds:
             env = _make_env(name, seed if seed is not None else None)
@@ -236,7 +240,7 @@ def collect_demos(spec: TinySpec, progress: bool = True) -> tuple[list[dict], di
             finally:
                 env.close()
         stats[name] = {"episodes": kept, "expert_failures": failed, "seeds": len(seeds)}
-    random.Random(spec.seed).shuffle(rows)
+    random.Random(spec.seed if stage == 0 else f"{spec.seed}-{stage}").shuffle(rows)
     return rows, stats
 
 
@@ -340,6 +344,29 @@ def resolve_spec(size: str = "tiny", seed: int = 0, envs: Sequence[str] | None =
     return spec
 
 
+def bc_stage(spec: TinySpec, stage: int, rows: list[dict], tokenizer: Any, init_model: str | Path,
+             work_dir: str | Path, progress: bool = True) -> tuple[dict, Any]:
+    """One behaviour-cloning pass: tokenise `rows` with the agentr_lib.data masks and run the
+    SFT hf backend (full fine-tuning) from `init_model`; returns (train metrics, TokenizeStats)."""
+    from .data import tokenize_dataset
+    from .train import SFTConfig, train_sft
+
+    dataset, tok_stats = tokenize_dataset(rows, tokenizer, spec.max_seq_length, progress=progress)
+    env_tokens = {name: 0 for name in spec.envs}
+    for n, i in zip(dataset["num_tokens"], dataset["source_index"]):
+        env_tokens[rows[i]["env"]] += int(n)
+    config = SFTConfig(
+        lora=False, learning_rate=spec.learning_rate, num_epochs=spec.epochs, max_steps=spec.max_steps,
+        batch_size=spec.batch_size, warmup_ratio=spec.warmup_ratio, max_seq_length=spec.max_seq_length,
+        seed=spec.seed + stage, threads=spec.threads, time_limit_s=spec.minutes * 60.0,
+        init_from="scratch" if stage == 0 else "previous", save_adapter=False, progress=progress,
+    )
+    metrics = train_sft(str(init_model), dataset, work_dir, config, backend="hf")
+    metrics["env_tokens"] = env_tokens
+    metrics["stage"] = stage
+    return metrics, tok_stats
+
+
 def build_tiny_model(out_dir: str | Path | None = None, size: str = "tiny", seed: int = 0,
                      envs: Sequence[str] | None = None, minutes: float | None = None, force: bool = False,
                      evaluate: bool = True, progress: bool = True, **overrides: Any) -> Path:
@@ -350,8 +377,6 @@ def build_tiny_model(out_dir: str | Path | None = None, size: str = "tiny", seed
     that is slower than planned, and the card then says so)."""
     import torch
 
-    from .data import tokenize_dataset
-    from .train import SFTConfig, train_sft
 
     if minutes is not None:
         overrides["minutes"] = minutes
@@ -373,23 +398,27 @@ def build_tiny_model(out_dir: str | Path | None = None, size: str = "tiny", seed
     texts = [m["content"] for row in rows for m in row["messages"]]
     texts += ["user\nassistant\nsystem\n"] * 200
     tokenizer = train_tokenizer(texts, spec.vocab_size)
-    dataset, tok_stats = tokenize_dataset(rows, tokenizer, spec.max_seq_length, progress=progress)
-    for name in spec.envs:
-        env_tokens = sum(n for n, i in zip(dataset["num_tokens"], dataset["source_index"]) if rows[i]["env"] == name)
-        demo_stats.setdefault(name, {})["tokens"] = int(env_tokens)
     init_dir = out / "init"
     model = make_model(spec, tokenizer)
     model.save_pretrained(init_dir)
     tokenizer.save_pretrained(init_dir)
-    config = SFTConfig(
-        lora=False, learning_rate=spec.learning_rate, num_epochs=spec.epochs, max_steps=spec.max_steps,
-        batch_size=spec.batch_size, warmup_ratio=spec.warmup_ratio, max_seq_length=spec.max_seq_length,
-        seed=spec.seed, threads=spec.threads, time_limit_s=spec.minutes * 60.0, init_from="scratch",
-        save_adapter=False, progress=progress,
-    )
-    train_dir = out / "bc"
-    metrics = train_sft(str(init_dir), dataset, train_dir, config, backend="hf")
-    merged = train_dir / "merged"
+    previous = init_dir
+    all_metrics: list[dict] = []
+    tok_totals = {"examples": 0, "tokens": 0, "trained_tokens": 0, "dropped_no_trained_tokens": 0, "truncated": 0}
+    for stage in range(spec.stages):
+        if stage:
+            rows, stage_stats = collect_demos(spec, progress=progress, stage=stage)
+            for name, record in stage_stats.items():
+                demo_stats[name]["episodes"] += record["episodes"]
+                demo_stats[name]["seeds"] += record["seeds"]
+        metrics, tok_stats = bc_stage(spec, stage, rows, tokenizer, previous, out / f"bc{stage}", progress)
+        for name in spec.envs:
+            demo_stats[name]["tokens"] = demo_stats[name].get("tokens", 0) + metrics["env_tokens"][name]
+        for key in tok_totals:
+            tok_totals[key] += getattr(tok_stats, "examples_kept" if key == "examples" else key)
+        all_metrics.append(metrics)
+        previous = out / f"bc{stage}" / "merged"
+    merged = previous
     # the model folder itself is the loadable model
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -397,9 +426,10 @@ def build_tiny_model(out_dir: str | Path | None = None, size: str = "tiny", seed
     final_model.save_pretrained(out)
     AutoTokenizer.from_pretrained(merged).save_pretrained(out)
     n_params = sum(p.numel() for p in final_model.parameters())
-    shutil.copyfile(train_dir / "train_metrics.json", out / "train_metrics.json")
+    atomic_write_json(out / "train_metrics.json", {"stages": all_metrics})
     shutil.rmtree(init_dir, ignore_errors=True)
-    shutil.rmtree(train_dir, ignore_errors=True)
+    for stage in range(spec.stages):
+        shutil.rmtree(out / f"bc{stage}", ignore_errors=True)
     card = {
         "name": spec.key(),
         "version": TINY_VERSION,
@@ -407,11 +437,18 @@ def build_tiny_model(out_dir: str | Path | None = None, size: str = "tiny", seed
         "params": int(n_params),
         "vocab": len(tokenizer),
         "tokenizer": "byte-level BPE (tokenizers), ChatML template, no default system prompt",
-        "data": {"envs": list(spec.envs), "per_env": demo_stats, "examples": tok_stats.examples_kept,
-                 "tokens": tok_stats.tokens, "trained_tokens": tok_stats.trained_tokens,
-                 "dropped_no_trained_tokens": tok_stats.dropped_no_trained_tokens, "truncated": tok_stats.truncated},
-        "train": {k: metrics.get(k) for k in ("steps", "tokens_trained", "tokens_seen", "seconds", "tokens_per_s",
-                                              "final_loss", "stopped_by_time_limit", "threads")},
+        "data": {"envs": list(spec.envs), "per_env": demo_stats, **tok_totals},
+        "train": {
+            "steps": sum(m["steps"] for m in all_metrics),
+            "tokens_trained": sum(m["tokens_trained"] for m in all_metrics),
+            "tokens_seen": sum(m["tokens_seen"] for m in all_metrics),
+            "seconds": round(sum(m["seconds"] for m in all_metrics), 1),
+            "tokens_per_s": round(sum(m["tokens_seen"] for m in all_metrics) / max(1e-9, sum(m["seconds"] for m in all_metrics)), 1),
+            "final_loss": all_metrics[-1]["final_loss"],
+            "stopped_by_time_limit": any(m["stopped_by_time_limit"] for m in all_metrics),
+            "threads": all_metrics[-1]["threads"],
+            "stages": len(all_metrics),
+        },
         "build_minutes": None,
         "test_scores": {},
         "conditions": f"CPU, {os.cpu_count()} cores visible, torch threads={spec.threads}",

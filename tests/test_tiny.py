@@ -111,3 +111,13 @@ def test_measured_scores_land_in_the_model_card(micro, tmp_path):
         expected = "agentr_lib.tiny.evaluate_greedy" if evaluator == "minimal" else "agentr_lib.evaluate"
         assert scores["textcraft"]["tasks"] == 2 and scores["textcraft"]["evaluator"].startswith(expected)
         assert 0 <= scores["textcraft"]["success"] <= 100
+
+
+def test_two_bc_stages_use_new_distractor_seeds_and_continue_training(tmp_path):
+    out = build_tiny_model(tmp_path / "s2", size="micro", seed=0, stages=2, textcraft_seeds=1, progress=False)
+    card = json.loads((out / "model_card.json").read_text())
+    assert card["train"]["stages"] == 2 and card["train"]["steps"] == 2 * resolve_spec("micro").max_steps
+    assert card["data"]["per_env"]["textcraft"]["seeds"] == 2
+    stages = json.loads((out / "train_metrics.json").read_text())["stages"]
+    assert [s["init_from"] for s in stages] == ["scratch", "previous"]
+    assert stages[1]["base_model"].endswith("bc0/merged") and not (out / "bc0").exists()
