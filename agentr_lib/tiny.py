@@ -70,12 +70,12 @@ class TinySpec:
     intermediate_size: int = 512
     max_position: int = 2048
     # BC data
-    textcraft_seeds: int = 6           # distractor seeds per train goal
+    textcraft_seeds: int = 12          # distractor seeds per train goal (per stage)
     max_train_tasks: int | None = None  # per env (None = all train ids)
     other_env_repeats: int = 1
     #: BC passes; stage k uses distractor seeds [k*textcraft_seeds, (k+1)*textcraft_seeds) and
     #: starts from stage k-1's model with a fresh warmup + cosine schedule (= iterative SFT)
-    stages: int = 1
+    stages: int = 2
     max_seq_length: int = 1536
     # BC optimisation (a fixed step count keeps the build deterministic; `minutes` is a cap)
     epochs: float = 1.0
@@ -83,7 +83,7 @@ class TinySpec:
     batch_size: int = 16
     learning_rate: float = 3e-3
     warmup_ratio: float = 0.03
-    minutes: float = 15.0
+    minutes: float = 15.0              # cap per stage
     threads: int = 2
     # evaluation
     eval_tasks: int | None = 100        # per env, from the test split
@@ -102,7 +102,7 @@ SIZES: dict[str, TinySpec] = {
     # seconds to build: what the tests use
     "micro": TinySpec(
         size="micro", envs=("textcraft",), vocab_size=320, hidden_size=32, num_layers=1, num_heads=2, num_kv_heads=1,
-        intermediate_size=64, max_position=1024, textcraft_seeds=1, max_train_tasks=6, epochs=1.0,
+        intermediate_size=64, max_position=1024, textcraft_seeds=1, stages=1, max_train_tasks=6, epochs=1.0,
         max_steps=4, batch_size=4, learning_rate=3e-3, minutes=1.0, eval_tasks=0, max_seq_length=512,
     ),
 }
