@@ -75,7 +75,7 @@ class TinySpec:
     other_env_repeats: int = 1
     #: BC passes; stage k uses distractor seeds [k*textcraft_seeds, (k+1)*textcraft_seeds) and
     #: starts from stage k-1's model with a fresh warmup + cosine schedule (= iterative SFT)
-    stages: int = 2
+    stages: int = 3
     max_seq_length: int = 1536
     # BC optimisation (a fixed step count keeps the build deterministic; `minutes` is a cap)
     epochs: float = 1.0
