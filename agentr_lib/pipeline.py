@@ -72,7 +72,7 @@ def model_for_profile(profile: dict) -> str:
     if profile["model"] in ("tiny", "micro"):
         from .tiny import model_dir_for, resolve_spec
 
-        return str(model_dir_for(resolve_spec(profile["model"], seed=profile["seed"], envs=profile["envs"])))
+        return str(model_dir_for(resolve_spec(profile["model"], seed=profile["seed"])))
     return str(profile["model"])
 
 
@@ -105,8 +105,7 @@ def build_plan(profile: dict, run_dir: Path, figures_dir: Path) -> list[Step]:
 
     plan = [
         Step("setup", "00_environment_setup", setup_dir, {
-            "ENVS": list(ENV_NAMES), "MODEL": profile["model"],
-            "MODEL_ENVS": envs, "EXPERT_TASKS": 2, "SEED": seed,
+            "ENVS": list(ENV_NAMES), "MODEL": profile["model"], "EXPERT_TASKS": 2, "SEED": seed,
             "OUT_DIR": str(setup_dir),
         }, [setup_dir / "setup.json"]),
         evaluation("base/eval", base_dir, base_model, "base", envs, make_prefixes=True),
