@@ -26,11 +26,11 @@ import shutil
 import sys
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from .agent import NO_ACTION_OBSERVATION, format_response, opening_messages, parse_action
+from .agent import format_response, opening_messages
 from .io import atomic_write_json, read_json
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -245,89 +245,6 @@ def collect_demos(spec: TinySpec, progress: bool = True, stage: int = 0) -> tupl
 
 
 # ---------------------------------------------------------------------------------------
-# Greedy evaluation (a minimal loop; agentr_lib.evaluate is the full one)
-
-
-def _truncate_history(tokenizer: Any, messages: list[dict], budget: int) -> list[dict]:
-    """Drop the oldest (assistant, observation) pairs after the first observation until the
-    rendered prompt fits `budget` tokens."""
-    messages = list(messages)
-    while len(messages) > 5:
-        ids = tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=True)
-        ids = ids["input_ids"] if isinstance(ids, dict) or hasattr(ids, "keys") else ids
-        if len(ids) <= budget:
-            break
-        del messages[3:5]
-    return messages
-
-
-def greedy_reply(model: Any, tokenizer: Any, messages: list[dict], max_new_tokens: int = 96) -> str:
-    import torch
-
-    budget = model.config.max_position_embeddings - max_new_tokens
-    prompt = _truncate_history(tokenizer, messages, budget)
-    text = tokenizer.apply_chat_template(prompt, add_generation_prompt=True, tokenize=False)
-    ids = torch.tensor([tokenizer(text, add_special_tokens=False)["input_ids"][-budget:]])
-    with torch.no_grad():
-        out = model.generate(
-            input_ids=ids,
-            attention_mask=torch.ones_like(ids),
-            max_new_tokens=max_new_tokens,
-            do_sample=False,
-            eos_token_id=tokenizer.convert_tokens_to_ids("<|im_end|>"),
-            pad_token_id=tokenizer.pad_token_id,
-        )
-    return tokenizer.decode(out[0, ids.shape[1]:], skip_special_tokens=True)
-
-
-def evaluate_greedy(model_dir: str | Path, env_name: str, task_ids: Sequence[int], max_turns: int = 20,
-                    progress: bool = True) -> dict:
-    """Greedy success/reward of the model in `model_dir` on `task_ids` (held-out test ids)."""
-    import torch
-    from tqdm.auto import tqdm
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    tokenizer = AutoTokenizer.from_pretrained(model_dir)
-    model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32).eval()
-    env = _make_env(env_name)
-    rewards, turns, actions, parse_failures = [], [], 0, 0
-    started = time.time()
-    try:
-        for task_id in tqdm(list(task_ids), desc=f"eval {env_name}", disable=not progress):
-            messages = opening_messages(env.instruction, env.reset(task_id))
-            reward, used = 0.0, 0
-            for used in range(1, max_turns + 1):
-                response = greedy_reply(model, tokenizer, messages)
-                action = parse_action(response)
-                actions += 1
-                if action is None:
-                    parse_failures += 1
-                    observation, reward, done = NO_ACTION_OBSERVATION, 0.0, False
-                else:
-                    observation, reward, done = env.step(action)
-                messages += [{"role": "assistant", "content": response}, {"role": "user", "content": observation}]
-                if done:
-                    break
-            rewards.append(float(reward))
-            turns.append(used)
-    finally:
-        env.close()
-    n = max(len(rewards), 1)
-    seconds = time.time() - started
-    return {
-        "env": env_name,
-        "tasks": len(rewards),
-        "success": 100.0 * sum(r >= 1.0 for r in rewards) / n,
-        "mean_reward": 100.0 * sum(rewards) / n,
-        "mean_turns": sum(turns) / n,
-        "parse_failure_rate": parse_failures / max(actions, 1),
-        "ms_per_action": 1000.0 * seconds / max(actions, 1),
-        "seconds": seconds,
-        "rewards": rewards,
-    }
-
-
-# ---------------------------------------------------------------------------------------
 # Build
 
 
@@ -461,28 +378,20 @@ def build_tiny_model(out_dir: str | Path | None = None, size: str = "tiny", seed
 
 
 def measure_test_scores(model_dir: str | Path, envs: Sequence[str] | None = None, n_tasks: int | None = None,
-                        max_turns: int | None = None, progress: bool = True, evaluator: str = "auto",
-                        threads: int | None = None) -> dict:
-    """Greedy scores on held-out TEST ids, written into model_card.json["test_scores"].
+                        max_turns: int | None = None, progress: bool = True, threads: int | None = None) -> dict:
+    """Greedy scores on held-out TEST ids with the project's evaluator (the numbers the
+    pipeline reports; per-episode JSONL under <model_dir>/eval/), written into
+    model_card.json["test_scores"]."""
+    from .evaluate import evaluate
+    from .llm.hf import HFPolicy
 
-    evaluator="auto" uses the project's evaluator (agentr_lib.evaluate + llm.hf.HFPolicy, the
-    numbers the pipeline reports; per-episode JSONL under <model_dir>/eval/) when importable,
-    else the minimal loop `evaluate_greedy` here."""
     model_dir = Path(model_dir)
     card = read_json(model_dir / "model_card.json")
     spec = card["spec"]
     envs = list(envs or spec["envs"])
     n_tasks = n_tasks if n_tasks is not None else spec["eval_tasks"]
     max_turns = max_turns or spec["eval_max_turns"]
-    use_project = evaluator == "project"
-    if evaluator == "auto":
-        try:
-            from .evaluate import evaluate as _project_evaluate  # noqa: F401
-            from .llm.hf import HFPolicy  # noqa: F401
-
-            use_project = True
-        except ImportError:
-            use_project = False
+    policy = HFPolicy.load(str(model_dir), threads=threads or spec.get("threads"))
     for name in envs:
         env = _make_env(name)
         try:
@@ -492,21 +401,10 @@ def measure_test_scores(model_dir: str | Path, envs: Sequence[str] | None = None
         if n_tasks is not None:
             ids = ids[:n_tasks]
         started = time.time()
-        if use_project:
-            from .evaluate import evaluate as project_evaluate
-            from .llm.hf import HFPolicy
-
-            policy = HFPolicy.load(str(model_dir), threads=threads or spec.get("threads"))
-            result = dict(project_evaluate(policy, name, ids, model_dir / "eval", max_turns=max_turns,
-                                           max_new_tokens=96, progress=progress))
-            result["evaluator"] = "agentr_lib.evaluate (HFPolicy, batched)"
-            result["tasks"] = result.get("n", len(ids))
-        else:
-            result = {k: v for k, v in evaluate_greedy(model_dir, name, ids, max_turns=max_turns,
-                                                       progress=progress).items() if k != "rewards"}
-            result["evaluator"] = "agentr_lib.tiny.evaluate_greedy (one episode at a time)"
-        result["seconds"] = round(time.time() - started, 1)
-        result["max_turns"] = max_turns
+        result = dict(evaluate(policy, name, ids, model_dir / "eval", max_turns=max_turns, max_new_tokens=96,
+                               progress=progress))
+        result.update(evaluator="agentr_lib.evaluate (HFPolicy, batched)", tasks=result.get("n", len(ids)),
+                      seconds=round(time.time() - started, 1), max_turns=max_turns)
         card = read_json(model_dir / "model_card.json")
         card.setdefault("test_scores", {})[name] = result
         atomic_write_json(model_dir / "model_card.json", card)
@@ -530,12 +428,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     score.add_argument("--envs", default=None)
     score.add_argument("--tasks", type=int, default=None)
     score.add_argument("--max-turns", type=int, default=None)
-    score.add_argument("--evaluator", default="auto", choices=["auto", "project", "minimal"])
     score.add_argument("--threads", type=int, default=None)
     args = parser.parse_args(argv)
     if args.command == "eval":
         scores = measure_test_scores(args.model_dir, args.envs.split(",") if args.envs else None, args.tasks,
-                                     args.max_turns, evaluator=args.evaluator, threads=args.threads)
+                                     args.max_turns, threads=args.threads)
         print(json.dumps(scores, indent=1))
         return 0
     envs = args.envs.split(",") if args.envs else None
