@@ -14,7 +14,6 @@ rerun of the same command resumes after a crash or Ctrl-C.
 from __future__ import annotations
 
 import argparse
-import json
 import platform
 import subprocess
 import sys

@@ -14,7 +14,7 @@ from micro_model import build_micro_model
 
 from agentr_lib.agent import opening_messages
 from agentr_lib.llm import load_policy
-from agentr_lib.llm.hf import HFPolicy, check_model_source
+from agentr_lib.llm.hf import check_model_source
 
 
 @pytest.fixture(scope="module")

@@ -7,7 +7,6 @@ import hashlib
 import json
 import math
 import random
-from pathlib import Path
 
 import pytest
 

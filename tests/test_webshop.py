@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import random
@@ -16,7 +15,6 @@ from agentr_lib.envs import make_env
 from agentr_lib.envs.webshop import INSTRUCTION, WebShopEnv
 from agentr_lib.envs.webshop import reward as reward_mod
 from agentr_lib.envs.webshop.catalogue import generate_raw, load_real
-from agentr_lib.envs.webshop.goals import build_goals, product_prices
 from agentr_lib.envs.webshop.reward import get_reward, heuristic_nouns
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -26,7 +26,6 @@ all variations flattened in tasks.json order, so our task id == AgentGym's `data
 from __future__ import annotations
 
 import logging
-import os
 import random
 import re
 import subprocess
