@@ -150,7 +150,7 @@ def table1_trajectories(counts: pd.DataFrame, paper: dict) -> pd.DataFrame:
             f"{PAPER_LABEL} (revision / good)": (
                 f"{theirs['revision'][iteration - 1]} / {theirs['good'][iteration - 1]}" if theirs and iteration <= 3 else "-"),
         })
-    return pd.DataFrame(rows)
+    return pd.DataFrame(rows).set_index(["env", "iteration"])
 
 
 def table2_main(scores: pd.DataFrame, paper: dict, model_label: str) -> pd.DataFrame:
@@ -180,7 +180,7 @@ def table3_revision(revision_scores: pd.DataFrame, paper: dict) -> pd.DataFrame:
     ours.index = [f"{name} (this run)" for name in ours.index]
     theirs = pd.DataFrame(paper["table3_revision_ability"]).T[envs]
     theirs.index = [f"{name} (paper)" for name in theirs.index]
-    return _with_average(pd.concat([theirs, ours]), envs)
+    return _with_average(pd.concat([theirs, ours]).rename_axis("model"), envs)
 
 
 def table6_single_multi(scores: pd.DataFrame, paper: dict) -> pd.DataFrame:

@@ -54,7 +54,8 @@ def collect_run(run_dir: str | Path) -> RunResults:
     manifest = read_json(run_dir / "run.json")
     config = manifest["config"]
     setup = manifest.get("setup", {})
-    meta = {"profile": config["name"], "model": config["model"], "data_modes": setup.get("data_modes", {}),
+    data_modes = {env: mode for env, mode in setup.get("data_modes", {}).items() if env in config["envs"]}
+    meta = {"profile": config["name"], "model": config["model"], "data_modes": data_modes,
             "model_label": f"{config['model']} model" if config["model"] in ("tiny", "micro") else config["model"],
             "run": run_dir.name, "envs": list(config["envs"])}
     missing: list[str] = []
