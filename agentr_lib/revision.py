@@ -385,6 +385,18 @@ def save_dataset(ds: Any, out_dir: str | Path) -> Path:
     return out_dir
 
 
+def load_dataset(out_dir: str | Path) -> Any:
+    """Read a dataset written by `save_dataset`; an iteration whose search found no pair
+    gives an empty dataset with the usual columns (datasets cannot reload an empty one)."""
+    from datasets import load_from_disk
+
+    from .io import read_jsonl
+
+    if not read_jsonl(Path(out_dir) / "data.jsonl"):
+        return build_dataset([])
+    return load_from_disk(str(out_dir))
+
+
 def counts(ds: Any) -> list[dict]:
     """Table-1-style counts: one row per env with revision/direct/good trajectories, the
     replay check's consistent count and the mean t'."""

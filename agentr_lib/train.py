@@ -319,6 +319,16 @@ def train_sft(base_model: str | os.PathLike, dataset: Any, out_dir: str | os.Pat
     config = config or SFTConfig()
     out_dir = Path(out_dir)
     name, reason = select_backend(backend)
+    if len(dataset) == 0:  # the search found nothing to learn from: carry the model over
+        import shutil
+
+        shutil.copytree(base_model, out_dir / "merged", dirs_exist_ok=True)
+        metrics = {"steps": 0, "curve": [], "tokens_trained": 0, "tokens_per_s": None, "final_loss": None,
+                   "masked_fraction": None, "note": "no training rows: the model is carried over unchanged",
+                   "backend": name, "backend_reason": reason, "init_from": config.init_from,
+                   "base_model": str(base_model), "outputs": {"adapter": None, "merged": str(out_dir / "merged")}}
+        atomic_write_json(out_dir / "train_metrics.json", metrics)
+        return metrics
     if name == "unsloth":
         metrics = _train_unsloth(str(base_model), dataset, out_dir, config)
     else:
