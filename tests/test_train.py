@@ -128,3 +128,15 @@ def test_pad_batch_pads_labels_with_ignore_index():
     assert batch["input_ids"].tolist() == [[5, 6, 7], [8, 0, 0]]
     assert batch["attention_mask"].tolist() == [[1, 1, 1], [1, 0, 0]]
     assert batch["labels"].tolist() == [[-100, 6, 7], [8, -100, -100]]
+
+
+def test_an_empty_dataset_carries_the_model_over(micro, tmp_path):
+    from agentr_lib.revision import build_dataset, load_dataset, save_dataset
+
+    save_dataset(build_dataset([]), tmp_path / "dataset")
+    dataset = load_dataset(tmp_path / "dataset")  # datasets itself cannot reload an empty one
+    assert len(dataset) == 0 and "messages" in dataset.column_names
+    metrics = train_sft(micro, dataset, tmp_path / "out", SFTConfig(lora=False, progress=False), backend="hf")
+    assert metrics["steps"] == 0 and "carried over" in metrics["note"]
+    merged = tmp_path / "out" / "merged"
+    assert (merged / "model.safetensors").read_bytes() == (Path(micro) / "model.safetensors").read_bytes()
