@@ -5,8 +5,8 @@ Why: no real weights can be downloaded here or in CI, yet the whole Agent-R loop
 a laptop CPU. This model is a stand-in for the instruct model -- imperfect on purpose, so that
 search finds both good and bad trajectories.
 
-Pieces: a byte-level BPE tokenizer trained with `tokenizers` on environment text, wrapped in
-`PreTrainedTokenizerFast` with a ChatML/Qwen2.5-style chat template (no default system
+Pieces: a byte-level BPE tokenizer trained with `tokenizers` on environment text (Qwen2's own
+pre-tokenizer, so that `AutoTokenizer` reloads it exactly), with a ChatML/Qwen2.5-style chat template (no default system
 prompt: it would cost tokens on every turn); a `Qwen2ForCausalLM`; BC through the same code
 path as SFT (agentr_lib.data masks + agentr_lib.train hf backend, full fine-tuning) on train
 task ids only (test goals stay unseen); a greedy evaluation on held-out test ids whose scores
@@ -35,7 +35,7 @@ from .io import atomic_write_json, read_json
 
 ROOT = Path(__file__).resolve().parents[1]
 MODELS_DIR = ROOT / "data" / "models"
-TINY_VERSION = "v1"
+TINY_VERSION = "v2"  # v2: tokenizer with Qwen2's pre-tokenizer (v1 models split numbers differently at inference)
 
 SPECIAL_TOKENS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
 
@@ -114,12 +114,23 @@ SIZES: dict[str, TinySpec] = {
 
 def train_tokenizer(texts: Sequence[str], vocab_size: int) -> Any:
     """Byte-level BPE trained on `texts` (order matters for ties: pass them sorted/deterministic),
-    wrapped as a PreTrainedTokenizerFast with the ChatML template."""
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-    from transformers import PreTrainedTokenizerFast
+    returned as the `Qwen2Tokenizer` that `AutoTokenizer` rebuilds from the saved files.
+
+    Why Qwen2's own pipeline (NFC, its split regex with single digits, byte-level): transformers
+    loads any tokenizer saved next to a qwen2 config.json as `Qwen2Tokenizer`, which rebuilds the
+    pre-tokenizer from scratch. A BPE trained with another pre-tokenizer then splits text
+    differently at inference than in training (measured: `get 4` became `get`, ` `, `4`, and the
+    model garbled every action with a number in it). Training with the same pipeline and wrapping
+    the learned vocab/merges in `Qwen2Tokenizer` makes the round trip exact (a test checks)."""
+    from tokenizers import Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers, trainers
+    from transformers.models.qwen2.tokenization_qwen2 import PRETOKENIZE_REGEX, Qwen2Tokenizer
 
     core = Tokenizer(models.BPE(unk_token=None))
-    core.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    core.normalizer = normalizers.NFC()
+    core.pre_tokenizer = pre_tokenizers.Sequence([
+        pre_tokenizers.Split(Regex(PRETOKENIZE_REGEX), behavior="isolated", invert=False),
+        pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False),
+    ])
     core.decoder = decoders.ByteLevel()
     trainer = trainers.BpeTrainer(
         vocab_size=vocab_size,
@@ -128,11 +139,15 @@ def train_tokenizer(texts: Sequence[str], vocab_size: int) -> Any:
         show_progress=False,
     )
     core.train_from_iterator(list(texts), trainer=trainer)
-    tokenizer = PreTrainedTokenizerFast(
-        tokenizer_object=core,
+    learned = json.loads(core.to_str())["model"]
+    merges = [tuple(m.split(" ", 1)) if isinstance(m, str) else tuple(m) for m in learned["merges"]]
+    tokenizer = Qwen2Tokenizer(
+        vocab=learned["vocab"],
+        merges=merges,
+        unk_token=None,
         eos_token="<|im_end|>",
         pad_token="<|endoftext|>",
-        additional_special_tokens=["<|im_start|>"],
+        extra_special_tokens=["<|im_start|>"],
         clean_up_tokenization_spaces=False,
         model_max_length=4096,
     )
@@ -293,7 +308,7 @@ def build_tiny_model(out_dir: str | Path | None = None, size: str = "tiny", seed
     Deterministic for a seed: fixed data order, fixed step count (`minutes` only caps a run
     that is slower than planned, and the card then says so)."""
     import torch
-
+    from transformers import AutoModelForCausalLM, AutoTokenizer
 
     if minutes is not None:
         overrides["minutes"] = minutes
@@ -314,11 +329,12 @@ def build_tiny_model(out_dir: str | Path | None = None, size: str = "tiny", seed
     # instruction at 197 tokens vs 112), plus the role names the template writes every turn
     texts = [m["content"] for row in rows for m in row["messages"]]
     texts += ["user\nassistant\nsystem\n"] * 200
-    tokenizer = train_tokenizer(texts, spec.vocab_size)
     init_dir = out / "init"
-    model = make_model(spec, tokenizer)
-    model.save_pretrained(init_dir)
+    tokenizer = train_tokenizer(texts, spec.vocab_size)
+    make_model(spec, tokenizer).save_pretrained(init_dir)
     tokenizer.save_pretrained(init_dir)
+    # train on exactly the tokenizer that every later load (SFT, evaluation, users) gets
+    tokenizer = AutoTokenizer.from_pretrained(init_dir)
     previous = init_dir
     all_metrics: list[dict] = []
     tok_totals = {"examples": 0, "tokens": 0, "trained_tokens": 0, "dropped_no_trained_tokens": 0, "truncated": 0}
@@ -337,8 +353,6 @@ def build_tiny_model(out_dir: str | Path | None = None, size: str = "tiny", seed
         previous = out / f"bc{stage}" / "merged"
     merged = previous
     # the model folder itself is the loadable model
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
     final_model = AutoModelForCausalLM.from_pretrained(merged)
     final_model.save_pretrained(out)
     AutoTokenizer.from_pretrained(merged).save_pretrained(out)

@@ -1,7 +1,7 @@
 """A micro chat model built in a second, for tests of anything that needs a real
 transformers model + tokenizer (never downloaded): a byte-level BPE tokenizer trained on a
-few strings, wrapped in PreTrainedTokenizerFast with a ChatML chat template
-(<|im_start|>/<|im_end|>), and a randomly initialised 2-layer Qwen2ForCausalLM.
+few strings by the tiny model's own `train_tokenizer` (ChatML template, reloads exactly), and a
+randomly initialised 2-layer Qwen2ForCausalLM.
 
 Reuse: `from tests.micro_model import build_micro_model` (or put tests/ on sys.path) and call
 `build_micro_model(tmp_path / "micro")`; it returns the folder, loadable with
@@ -12,13 +12,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-CHATML_TEMPLATE = (
-    "{% for message in messages %}"
-    "{{ '<|im_start|>' + message['role'] + '\n' + message['content'] + '<|im_end|>' + '\n' }}"
-    "{% endfor %}"
-    "{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}"
-)
-SPECIAL_TOKENS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
 TRAINING_TEXT = [
     "Thought: I need oak planks first.\nAction: get 1 oak log",
     "Action: craft 4 oak planks using 1 oak log",
@@ -32,20 +25,13 @@ TRAINING_TEXT = [
 def build_micro_model(folder: str | Path, seed: int = 0, hidden: int = 32, layers: int = 2, vocab_size: int = 400) -> Path:
     """Train the tokenizer, init the model with `seed`, save both to `folder`; returns it."""
     import torch
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-    from transformers import PreTrainedTokenizerFast, Qwen2Config, Qwen2ForCausalLM
+    from transformers import Qwen2Config, Qwen2ForCausalLM
+
+    from agentr_lib.tiny import train_tokenizer
 
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    raw = Tokenizer(models.BPE())
-    raw.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    raw.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=SPECIAL_TOKENS,
-                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False)
-    raw.train_from_iterator(TRAINING_TEXT, trainer=trainer)
-    tokenizer = PreTrainedTokenizerFast(tokenizer_object=raw, eos_token="<|im_end|>", pad_token="<|endoftext|>",
-                                        bos_token=None, unk_token=None)
-    tokenizer.chat_template = CHATML_TEMPLATE
+    tokenizer = train_tokenizer(TRAINING_TEXT, vocab_size)
     tokenizer.save_pretrained(folder)
 
     torch.manual_seed(seed)

@@ -54,6 +54,29 @@ def test_micro_build_loads_and_renders_an_agent_conversation(micro):
     assert out.shape[1] > ids_t.shape[1]
 
 
+def test_tokenizer_reloads_exactly_as_trained(tmp_path):
+    """Regression: transformers reloads any tokenizer saved beside a qwen2 config as Qwen2Tokenizer;
+    a BPE trained with another pre-tokenizer then split `get 12 oak logs` differently at
+    inference than in training."""
+    from transformers import AutoTokenizer
+
+    from agentr_lib.envs import make_env
+    from agentr_lib.tiny import expert_episode, make_model, train_tokenizer
+
+    env = make_env("textcraft")
+    texts = [m["content"] for t in env.task_ids("train")[:40] for m in expert_episode(env, t)["messages"]]
+    trained = train_tokenizer(texts, 400)
+    trained.save_pretrained(tmp_path)
+    make_model(resolve_spec("micro"), trained).save_pretrained(tmp_path)  # the qwen2 config.json beside it
+    reloaded = AutoTokenizer.from_pretrained(tmp_path)
+    probes = texts[:20] + ["Action: get 12 oak logs", "craft 4 acacia planks using 1 acacia logs", "Ünïcode ✓ 3.5"]
+    for text in probes:
+        assert reloaded(text)["input_ids"] == trained(text)["input_ids"], text
+        assert reloaded.decode(reloaded(text)["input_ids"]) == text
+    messages = [{"role": "user", "content": texts[0]}, {"role": "assistant", "content": texts[1]}]
+    assert reloaded.apply_chat_template(messages, tokenize=False) == trained.apply_chat_template(messages, tokenize=False)
+
+
 def test_model_card_describes_the_build(micro):
     card = json.loads((micro / "model_card.json").read_text())
     assert card["params"] > 0 and card["vocab"] >= 259
