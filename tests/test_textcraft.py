@@ -96,6 +96,17 @@ def test_reset_observation_format(env):
     assert len(env.tree_recipes("minecraft:crafting_table")) + 10 == len(lines) - 1
 
 
+def test_companions_add_other_goal_trees_without_changing_the_task(env):
+    goal, other = env.goals.index("minecraft:crafting_table"), env.goals.index("minecraft:furnace_minecart")
+    plain, mixed = env.observation(goal), env.observation(goal, companions=(other,))
+    assert mixed.endswith("Goal: craft crafting table.") and mixed != plain
+    listed = mixed.split("\n\n")[0].split("\n")[1:]
+    assert len(listed) == len(set(listed))
+    for recipe in env.tree_recipes("minecraft:crafting_table") + env.tree_recipes("minecraft:furnace_minecart"):
+        assert recipe.text in listed
+    assert env.observation(goal) == plain == env.reset(goal)  # pure: the default observation is unchanged
+
+
 def test_observations_depend_on_seed_and_task_only():
     a, b, c = TextCraftEnv(seed=0), TextCraftEnv(seed=0), TextCraftEnv(seed=1)
     a.reset(3)  # history must not matter

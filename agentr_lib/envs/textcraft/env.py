@@ -127,11 +127,18 @@ class TextCraftEnv:
             self._observations[task_id] = self.observation(task_id)
         return self._observations[task_id]
 
-    def observation(self, task_id: int) -> str:
-        """The reset observation of a task (pure: does not touch the episode state)."""
+    def observation(self, task_id: int, companions: tuple[int, ...] = ()) -> str:
+        """The reset observation of a task (pure: does not touch the episode state).
+
+        `companions`: other task ids whose whole recipe trees are listed too (the tiny model's
+        warm start uses them so that the recipe list alone cannot tell which item is the goal:
+        the model has to read the `Goal:` line)."""
         goal = self._goal_of(task_id)
-        rng = random.Random(f"textcraft-{self.seed}-{task_id}")
+        rng = random.Random(f"textcraft-{self.seed}-{task_id}" + "".join(f"-{c}" for c in companions))
         tree = self.tree_recipes(goal)
+        for companion in companions:
+            listed = {r.text for r in tree}
+            tree += [r for r in self.tree_recipes(self._goal_of(companion)) if r.text not in listed]
         in_tree = {r.text for r in tree}
         names = {ing.name for r in tree for ing in r.inputs}
         candidates = sorted({r.text for name in sorted(names) for r in self.book.uses.get(name, ())} - in_tree)
