@@ -70,16 +70,16 @@ class TinySpec:
     intermediate_size: int = 512
     max_position: int = 2048
     # BC data
-    textcraft_seeds: int = 12          # distractor seeds per train goal (per stage)
+    textcraft_seeds: int = 28          # distractor seeds per train goal (per stage)
     #: share of TextCraft demos whose recipe list also holds another train goal's whole tree.
     #: Without it the list alone identifies a train goal, so the model never learns to read the
     #: `Goal:` line and names a memorised goal on unseen ones (measured: 1% held-out)
     textcraft_companion_share: float = 0.5
     max_train_tasks: int | None = None  # per env (None = all train ids)
-    other_env_repeats: int = 1
+    other_env_repeats: int = 2         # each WebShop gold path this many times per stage
     #: BC passes; stage k uses distractor seeds [k*textcraft_seeds, (k+1)*textcraft_seeds) and
     #: starts from stage k-1's model with a fresh warmup + cosine schedule (= iterative SFT)
-    stages: int = 3
+    stages: int = 1                    # one long cosine schedule over all the data
     max_seq_length: int = 1536
     # BC optimisation (a fixed step count keeps the build deterministic; `minutes` is a cap)
     epochs: float = 1.0
