@@ -49,6 +49,9 @@ class Step:
     workdir: Path
     parameters: dict[str, Any]
     outputs: list[Path] = field(default_factory=list)
+    #: outputs outside the run folder (figures/<profile>/, committed to git): a fresh clone has
+    #: them from an older run, so they prove nothing unless this run's manifest also says done
+    outputs_shared: bool = False
 
     @property
     def kind(self) -> str:
@@ -58,7 +61,13 @@ class Step:
     def executed_notebook(self) -> Path:
         return self.workdir / f"{self.notebook}.ipynb"
 
-    def finished(self) -> bool:
+    def finished(self, record: dict | None = None) -> bool:
+        """All outputs exist (and, for shared outputs, this run's manifest `record` says done)."""
+        if self.outputs_shared and (record or {}).get("status") != "done":
+            return False
+        return self.outputs_exist()
+
+    def outputs_exist(self) -> bool:
         return bool(self.outputs) and all(path.exists() for path in self.outputs)
 
 
@@ -153,7 +162,7 @@ def build_plan(profile: dict, run_dir: Path, figures_dir: Path) -> list[Step]:
     for notebook, files in FIGURE_NOTEBOOKS.items():
         plan.append(Step(f"figures/{notebook}", notebook, run_dir / "figures", {
             "RUN_DIR": str(run_dir), "FIGURES_DIR": str(figures_dir),
-        }, [figures_dir / name for name in files]))
+        }, [figures_dir / name for name in files], outputs_shared=True))
     return plan
 
 
@@ -220,14 +229,15 @@ def run_pipeline(
     if from_step is not None and from_step not in keys:
         raise ValueError(f"--from-step {from_step!r} is not a step of this plan; steps: {', '.join(keys)}")
     redo_from = keys.index(from_step) if from_step else len(keys)
+    manifest_path = run_dir / "run.json"
+    manifest = read_json(manifest_path) if manifest_path.exists() else {"steps": {}}
     if dry_run:
         for number, step in enumerate(plan, start=1):
-            state = "redo" if number - 1 >= redo_from else ("done" if step.finished() else "todo")
+            finished = step.finished(manifest["steps"].get(step.key))
+            state = "redo" if number - 1 >= redo_from else ("done" if finished else "todo")
             print(f"[{number:2d}/{len(plan)}] {state:4s} {step.key:40s} {step.notebook}.ipynb -> {step.workdir}")
         return run_dir
 
-    manifest_path = run_dir / "run.json"
-    manifest = read_json(manifest_path) if manifest_path.exists() else {"steps": {}}
     manifest.update({
         "run": run_dir.name, "profile": profile["name"], "config": profile, "versions": _versions(),
         "git_commit": _git_commit(), "figures_dir": str(figures_dir),
@@ -236,7 +246,7 @@ def run_pipeline(
     durations: dict[str, list[float]] = {}
     for number, step in enumerate(plan, start=1):
         record = manifest["steps"].setdefault(step.key, {})
-        if number - 1 < redo_from and step.finished():
+        if number - 1 < redo_from and step.finished(record):
             record.setdefault("status", "done")
             print(f"[{number:2d}/{len(plan)}] {step.key}: already done, skipped", flush=True)
             continue
@@ -247,7 +257,7 @@ def run_pipeline(
         step_start = time.monotonic()
         try:
             execute_step(step)
-            if not step.finished():
+            if not step.outputs_exist():
                 missing = [str(path) for path in step.outputs if not path.exists()]
                 raise StepFailed(f"step {step.key} ran but did not write {', '.join(missing)} "
                                  f"(see {step.executed_notebook})")

@@ -50,6 +50,23 @@ def test_dry_run_prints_the_plan_without_running_anything(tmp_path, capsys):
     assert not (tmp_path / "dry").exists()
 
 
+def test_committed_figures_do_not_count_as_this_runs_figures(tmp_path, capsys):
+    """Regression: on a fresh clone figures/<profile>/ already holds the committed files of an
+    older run; the figure steps were skipped as done and the new run's figures never drawn."""
+    figures = tmp_path / "fig"
+    plan = build_plan(load_profile("smoke"), tmp_path / "run", figures)
+    figure_steps = [step for step in plan if step.key.startswith("figures/")]
+    for step in figure_steps:
+        for path in step.outputs:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text("from an older run")
+    assert all(not step.finished({}) for step in figure_steps)
+    assert all(step.finished({"status": "done"}) for step in figure_steps)
+    run_pipeline(load_profile("smoke"), run_name="run", dry_run=True, runs_root=tmp_path, figures_dir=figures)
+    out = capsys.readouterr().out
+    assert all(f"todo {step.key}" in out for step in figure_steps)
+
+
 def test_from_step_must_name_a_step(tmp_path):
     with pytest.raises(ValueError, match="base/eval"):
         run_pipeline(load_profile("smoke"), from_step="agent_r/iter9/sft", dry_run=True, runs_root=tmp_path)
