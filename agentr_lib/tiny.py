@@ -206,10 +206,11 @@ def expert_episode(env: Any, task_id: int, first_observation: str | None = None)
     """Replay the expert on `task_id`: the conversation (all assistant turns trained) and its
     final reward; None when the expert cannot be produced. `first_observation` replaces the
     reset text shown to the model (the episode itself is unchanged)."""
-    first = env.reset(task_id)
+    env.reset(task_id)
     steps = env.expert(task_id)
     first = env.reset(task_id)  # expert() may have moved the env
-    first = first_observation if first_observation is not None else first
+    if first_observation is not None:
+        first = first_observation
     messages = opening_messages(env.instruction, first)
     reward, done = 0.0, False
     for step in steps:
@@ -225,13 +226,16 @@ def expert_episode(env: Any, task_id: int, first_observation: str | None = None)
     return {"messages": messages, "reward": float(reward), "done": bool(done)}
 
 
-def _look_alike_goals(env: Any, task_id: int, ids: Sequence[int]) -> list[int]:
-    """Train goals sharing a word with the goal's name (diamond boots for diamond helmet), or
-    every other train goal when none does. Why: the model copied the goal's first word and
-    let memory finish the name; a look-alike in the same list makes it read the whole name."""
-    words = set(env.goal_name(task_id).split())
-    alike = [i for i in ids if i != task_id and words & set(env.goal_name(i).split())]
-    return alike or [i for i in ids if i != task_id]
+def _look_alike_goals(env: Any, ids: Sequence[int]) -> dict[int, list[int]]:
+    """For each goal, the other train goals sharing a word with its name (diamond boots for
+    diamond helmet), or all of them when none does. Why: the model copied the goal's first word
+    and let memory finish the name; a look-alike in the same list makes it read the whole name."""
+    words = {i: set(env.goal_name(i).split()) for i in ids}
+    alike: dict[int, list[int]] = {}
+    for task_id in ids:
+        others = [i for i in ids if i != task_id]
+        alike[task_id] = [i for i in others if words[task_id] & words[i]] or others
+    return alike
 
 
 def collect_demos(spec: TinySpec, progress: bool = True, stage: int = 0) -> tuple[list[dict], dict]:
@@ -248,6 +252,7 @@ def collect_demos(spec: TinySpec, progress: bool = True, stage: int = 0) -> tupl
         k = spec.textcraft_seeds
         seeds = list(range(stage * k, (stage + 1) * k)) if name == "textcraft" else [None]
         kept = failed = 0
+        look_alikes: dict[int, list[int]] | None = None  # the same train ids under every seed
         for seed in seeds:
             env = _make_env(name, seed if seed is not None else None)
             try:
@@ -255,10 +260,12 @@ def collect_demos(spec: TinySpec, progress: bool = True, stage: int = 0) -> tupl
                 if spec.max_train_tasks is not None:
                     ids = ids[: spec.max_train_tasks]
                 pick = random.Random(f"companions-{spec.seed}-{seed}")
+                if name == "textcraft" and spec.textcraft_companion_share > 0 and look_alikes is None:
+                    look_alikes = _look_alike_goals(env, ids)
                 for task_id in tqdm(ids, desc=f"demos {name} seed {seed}", disable=not progress, leave=False):
                     first = None
                     if name == "textcraft" and pick.random() < spec.textcraft_companion_share:
-                        companion = pick.choice(_look_alike_goals(env, task_id, ids))
+                        companion = pick.choice(look_alikes[task_id])
                         first = env.observation(task_id, companions=(companion,))
                     try:
                         episode = expert_episode(env, task_id, first)
