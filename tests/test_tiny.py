@@ -156,3 +156,17 @@ def test_companion_share_mixes_another_goal_into_some_recipe_lists():
     longer = [len(m.splitlines()) > len(p.splitlines()) for p, m in zip(plain, mixed)]
     assert sum(longer) >= 15  # nearly every list grew by another goal's tree
     assert [p.splitlines()[-1] for p in plain] == [m.splitlines()[-1] for m in mixed]  # same goals
+
+
+def test_a_cached_build_without_scores_is_scored_on_load(micro, tmp_path):
+    """A build interrupted while scoring leaves a card without test scores: loading it again
+    finishes the scoring instead of returning a model with no measured quality."""
+    import shutil
+
+    model = tmp_path / "interrupted"
+    shutil.copytree(micro, model)
+    stamp = (model / "model.safetensors").stat().st_mtime_ns
+    again = build_tiny_model(model, size="micro", seed=0, progress=False, eval_tasks=2, eval_max_turns=1, threads=1)
+    card = json.loads((again / "model_card.json").read_text())
+    assert card["test_scores"]["textcraft"]["tasks"] == 2
+    assert (model / "model.safetensors").stat().st_mtime_ns == stamp, "loaded, not rebuilt"

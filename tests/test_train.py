@@ -14,7 +14,9 @@ import torch
 from agentr_lib.agent import format_response, opening_messages
 from agentr_lib.data import tokenize_dataset
 from agentr_lib.tiny import build_tiny_model
-from agentr_lib.train import SFTConfig, batch_loss, pad_batch, resolve_init_model, select_backend, train_sft
+from agentr_lib.train import (
+    SFTConfig, batch_loss, pad_batch, resolve_init_model, select_backend, train_sft, trained_token_loss,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -71,6 +73,24 @@ def test_raw_message_rows_are_tokenised_by_train_sft(micro, tmp_path):
     metrics = train_sft(micro, rows(), tmp_path / "raw", config, backend="hf")
     assert metrics["data"]["examples_in"] == 4 and metrics["data"]["truncated"] == 4
     assert (tmp_path / "raw" / "merged" / "config.json").exists()
+
+
+def test_trained_token_loss_equals_the_full_causal_lm_loss_with_and_without_lora(micro):
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(micro)
+    dataset, stats = tokenize_dataset(rows(), tokenizer, 512, progress=False)
+    batch = pad_batch([dataset[i] for i in range(len(dataset))], tokenizer.pad_token_id)
+    assert (batch["labels"] == -100).float().mean() > 0.3, "the batch must mix masked and trained tokens"
+    model = AutoModelForCausalLM.from_pretrained(micro).eval()
+    with torch.no_grad():
+        assert torch.allclose(trained_token_loss(model, batch), model(**batch).loss, atol=1e-5)
+    lora = get_peft_model(model, LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"], task_type="CAUSAL_LM"))
+    loss = trained_token_loss(lora, batch)
+    loss.backward()
+    assert any(p.grad is not None and p.grad.abs().sum() > 0 for n, p in lora.named_parameters() if "lora_B" in n)
+    assert torch.allclose(loss.detach(), lora(**batch).loss.detach(), atol=1e-5)
 
 
 def test_lora_writes_an_adapter_and_a_merged_model_that_agree(micro, tmp_path):
