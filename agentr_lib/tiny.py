@@ -67,12 +67,15 @@ class TinySpec:
     vocab_size: int = 2048  # a cap: byte-level BPE on TextCraft text saturates near 1.2k (whole words)
     hidden_size: int = 128
     num_layers: int = 4
-    num_heads: int = 4
-    num_kv_heads: int = 2
+    #: 8 heads of 16 dims, not 4 of 32: same cost, and the model copies the goal's name from the
+    #: `Goal:` line instead of completing a memorised one (measured: named right 26 -> 50 of 100
+    #: held-out goals, success 7% -> 11%)
+    num_heads: int = 8
+    num_kv_heads: int = 4
     intermediate_size: int = 512
     max_position: int = 2048
     # BC data
-    textcraft_seeds: int = 28          # distractor seeds per train goal (per stage)
+    textcraft_seeds: int = 26          # distractor seeds per train goal (per stage): 5.95M tokens, ~13 min
     #: share of TextCraft demos whose recipe list also holds another train goal's whole tree.
     #: Without it the list alone identifies a train goal, so the model never learns to read the
     #: `Goal:` line and names a memorised goal on unseen ones (measured: 1% held-out)
@@ -89,7 +92,7 @@ class TinySpec:
     batch_size: int = 16
     learning_rate: float = 3e-3
     warmup_ratio: float = 0.03
-    minutes: float = 15.0              # cap per stage
+    minutes: float = 20.0              # a guard per stage: the planned steps take ~13 min on 2 cores
     threads: int = 2
     # evaluation
     eval_tasks: int | None = 100        # per env, from the test split
