@@ -349,6 +349,7 @@ def search_trees(
     config: MCTSConfig,
     out_dir: str | Path | None = None,
     progress: bool = True,
+    env_name: str | None = None,
 ) -> SearchResult:
     """Search one tree per task; `config.batch_trees` trees at a time, their expansion
     requests sent to the policy together (at most `config.max_batch` conversations per call).
@@ -357,12 +358,13 @@ def search_trees(
     reused for the next task (a ScienceWorld JVM is costly). With `out_dir`, each finished
     tree is written to `<out_dir>/<env>-<task_id>.json` atomically and a rerun loads it
     instead of searching again; a file that cannot be read is reported by name (a warning)
-    and searched again, never used.
+    and searched again, never used. `env_name` (the environment's `name`), when given, spares
+    building an environment (a ScienceWorld JVM) just to read its name when every tree resumes.
     """
     start = time.perf_counter()
     result = SearchResult(trees=[])
-    envs: list[CountingEnv] = [CountingEnv(env_factory())]
-    env_name = envs[0].name
+    envs: list[CountingEnv] = [] if env_name else [CountingEnv(env_factory())]
+    env_name = env_name or envs[0].name
     done: dict[int, Tree] = {}
     todo: list[int] = []
     for task_id in task_ids:

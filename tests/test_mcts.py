@@ -317,6 +317,24 @@ def test_resume_after_crash_skips_finished_trees(tmp_path):
         assert json.loads((tmp_path / "run" / name).read_text())["nodes"] == json.loads((tmp_path / "full" / name).read_text())["nodes"]
 
 
+def test_a_named_search_builds_no_environment_until_a_tree_needs_one(tmp_path):
+    """Resuming finished ScienceWorld trees must not start a JVM just to learn the env's name."""
+    config = MCTSConfig(simulations=3, n_gen=2, max_depth=4, seed=0)
+    search_trees(HashPolicy(numberline_choice), NumberLine, [1, 2], config, tmp_path, progress=False)
+    built: list[NumberLine] = []
+
+    def counting_factory() -> NumberLine:
+        built.append(NumberLine())
+        return built[-1]
+
+    resumed = search_trees(HashPolicy(numberline_choice), counting_factory, [1, 2], config, tmp_path,
+                           progress=False, env_name="numberline")
+    assert resumed.loaded == [1, 2] and built == []
+    more = search_trees(HashPolicy(numberline_choice), counting_factory, [1, 2, 3], config, tmp_path,
+                        progress=False, env_name="numberline")
+    assert more.searched == [3] and len(built) == 1 and (tmp_path / "numberline-000003.json").exists()
+
+
 def test_corrupt_tree_file_is_reported_and_searched_again(tmp_path):
     config = MCTSConfig(simulations=3, n_gen=2, max_depth=4, seed=0)
     first = search_trees(HashPolicy(numberline_choice), NumberLine, [1, 2], config, tmp_path, progress=False)
