@@ -64,7 +64,7 @@ class TinySpec:
     #: TextCraft only: the CPU default uses no other env, and WebShop gold paths (13% of the
     #: tokens) gave 0% on WebShop (product ids are not copied right at this size; measured)
     envs: tuple[str, ...] = ("textcraft",)
-    vocab_size: int = 2048  # a cap: byte-level BPE on TextCraft text saturates near 1.2k (whole words)
+    vocab_size: int = 2048  # a cap: byte-level BPE on TextCraft text stops at 1,374 (whole words)
     hidden_size: int = 128
     num_layers: int = 4
     #: 8 heads of 16 dims, not 4 of 32: about the same cost, and the model copies the goal's name
@@ -75,7 +75,7 @@ class TinySpec:
     intermediate_size: int = 512
     max_position: int = 2048
     # BC data
-    textcraft_seeds: int = 26          # distractor seeds per train goal (per stage): 5.95M tokens, ~13 min
+    textcraft_seeds: int = 26          # distractor seeds per train goal (per stage): 5.95M tokens, 15 min on 2 cores
     #: share of TextCraft demos whose recipe list also holds another train goal's whole tree.
     #: Without it the list alone identifies a train goal, so the model never learns to read the
     #: `Goal:` line and names a memorised goal on unseen ones (measured: 1% held-out)
@@ -92,7 +92,7 @@ class TinySpec:
     batch_size: int = 16
     learning_rate: float = 3e-3
     warmup_ratio: float = 0.03
-    minutes: float = 20.0              # a guard per stage: the planned steps take ~13 min on 2 cores
+    minutes: float = 20.0              # a guard per stage: the planned steps took 15.0 min on 2 cores
     threads: int = 2
     # evaluation
     eval_tasks: int | None = 100        # per env, from the test split

@@ -175,7 +175,7 @@ def batch_loss(model: Any, batch: dict) -> float:
 def trained_token_loss(model: Any, batch: dict) -> Any:
     """The causal-LM loss of `model(**batch).loss` (mean over labelled next tokens), with the
     output head applied only where a label is trained. Why: ~80% of agent tokens are masked
-    context, and on the tiny model the vocabulary head over every position was ~20% of a
+    context, and on the tiny model the vocabulary head over every position was ~15% of a
     training step (measured in benchmarks/bench_train_step.py)."""
     import torch
 

@@ -80,7 +80,7 @@ def test_trained_token_loss_equals_the_full_causal_lm_loss_with_and_without_lora
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(micro)
-    dataset, stats = tokenize_dataset(rows(), tokenizer, 512, progress=False)
+    dataset, _ = tokenize_dataset(rows(), tokenizer, 512, progress=False)
     batch = pad_batch([dataset[i] for i in range(len(dataset))], tokenizer.pad_token_id)
     assert (batch["labels"] == -100).float().mean() > 0.3, "the batch must mix masked and trained tokens"
     model = AutoModelForCausalLM.from_pretrained(micro).eval()
