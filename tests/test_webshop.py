@@ -151,8 +151,10 @@ def test_over_budget_hand_computed(heuristic_tagger: None) -> None:
     reward, info = get_reward(SHOES, GOAL, 55.0, {"size": "9", "color": "black"})
     assert reward == pytest.approx((2 + 2 + 0) / (2 + 2 + 1))  # 0.8
     assert get_reward(SHOES, GOAL, 49.99, {"size": "9", "color": "black"})[0] == pytest.approx(1.0)
-    # size matches exactly only; "9.5" is not "9" even though fuzzy matching would accept it
-    assert get_reward(SHOES, GOAL, 49.0, {"size": "9.5", "color": "jet black"})[0] == pytest.approx(4 / 5)
+    # every option is fuzzy-matched, size included: "9.5" -> "9 5" holds every word of "9";
+    # "jet black" normalises to "black"
+    assert get_reward(SHOES, GOAL, 49.0, {"size": "9.5", "color": "jet black"})[0] == pytest.approx(1.0)
+    assert get_reward(SHOES, GOAL, 49.0, {"size": "10", "color": "jet black"})[0] == pytest.approx(4 / 5)
 
 
 def test_wrong_product_type_hand_computed(heuristic_tagger: None) -> None:
@@ -185,6 +187,100 @@ def test_wrong_product_type_in_env(env: WebShopEnv) -> None:
     assert done and env.last_info["asin"] == other["asin"] and env.last_info["query_match"] is False
     if env.metadata["tagger"] == "heuristic":  # no shared title noun: r_type 0, reward 0
         assert reward == 0.0 and env.last_info["r_type"] == 0.0
+
+
+# ------------------------------------------------------------------ option rule (issue 14)
+# The original (WebShop goal.py get_option_reward): each goal option counts once if any chosen
+# value fuzzy-matches it (thefuzz token_set_ratio > 85), both colour-normalised first.
+
+def test_options_count_goal_options_hit_once_never_above_one(heuristic_tagger: None) -> None:
+    speaker = _product("Blueridge Bluetooth Speaker", "bluetooth speaker",
+                       "Electronics › Audio › Speakers", ["waterproof"])
+    goal = {"name": speaker["name"], "query": "bluetooth speaker", "product_category": speaker["product_category"],
+            "attributes": ["waterproof"], "goal_options": {}, "price_upper": 50.0}
+    # no goal options: an extra option ("blue" is inside the title) earns nothing, reward stays 1
+    reward, info = get_reward(speaker, goal, 20.0, {"color": "blue"})
+    assert info["n_option_matches"] == 0 and reward == pytest.approx(1.0)
+    # one goal option hit by two chosen values still counts once
+    goal1 = dict(goal, goal_options={"color": "blue"})
+    reward, info = get_reward(speaker, goal1, 20.0, {"color": "blue", "style": "navy blue"})
+    assert info["n_option_matches"] == 1 and reward == pytest.approx(1.0)
+    # the option name plays no part: the value is matched whatever group it was chosen in
+    assert get_reward(speaker, goal1, 20.0, {"finish": "blue"})[1]["n_option_matches"] == 1
+    assert reward_mod.option_matches(["blue", "large"], ["blue", "blue", "blue"]) == 1
+
+
+def test_option_value_in_product_text_is_not_credited(heuristic_tagger: None) -> None:
+    shelf = _product("Oakhaven Oak Bookshelf", "bookshelf", "Home & Kitchen › Furniture › Bookcases",
+                     ["solid wood"])
+    shelf["Description"] = "Finished in black or oak."
+    goal = {"name": shelf["name"], "query": "bookshelf", "product_category": shelf["product_category"],
+            "attributes": ["solid wood"], "goal_options": {"color": "black"}, "price_upper": 100.0}
+    reward, info = get_reward(shelf, goal, 60.0, {"color": "oak"})
+    assert info["n_option_matches"] == 0 and reward == pytest.approx((1 + 0 + 1) / 3)
+
+
+def test_size_is_fuzzy_matched_like_every_option() -> None:
+    assert reward_mod.option_matches(["large"], ["x-large"]) == 1  # {large} within {x, large}
+    assert reward_mod.option_matches(["x-large"], ["large"]) == 1
+    assert reward_mod.option_matches(["12 fl oz"], ["16 fl oz"]) == 1  # "fl oz 12" vs "fl oz 16": 88
+    assert reward_mod.fuzzy_score("12 fl oz", "16 fl oz") == 88
+    assert reward_mod.option_matches(["small"], ["large"]) == 0
+    assert reward_mod.option_matches(["1.7 oz"], ["3.4 oz"]) == 0
+    goal = dict(GOAL, goal_options={"size": "large", "color": "black"})
+    assert get_reward(SHOES, goal, 10.0, {"size": "x-large", "color": "black"})[1]["n_option_matches"] == 2
+
+
+def test_fuzzy_match_processes_and_rounds_like_thefuzz() -> None:
+    assert reward_mod.fuzzy_score("Gluten-Free", "gluten free") == 100
+    assert reward_mod.fuzzy_match("Gluten-Free", "gluten free")
+    assert reward_mod.option_matches(["gluten free"], ["Gluten-Free"]) == 1
+    assert reward_mod.fuzzy_score("PACK of 12!", "pack of 12") == 100
+    assert reward_mod.fuzzy_score("caf\u00e9", "caf") == 100  # thefuzz drops code points 128-255
+    assert isinstance(reward_mod.fuzzy_score("abc", "abd"), int)
+    assert reward_mod.fuzzy_score("", "anything") == 0
+    # attributes use the same scorer
+    product = _product("Acme Crackers", "crackers", "Grocery › Snacks", ["Gluten-Free"])
+    assert reward_mod.attribute_matches(product, ["gluten free"]) == 1
+
+
+def test_colour_normalisation_is_the_originals() -> None:
+    nc = reward_mod.normalize_color
+    assert len(reward_mod.COLOR_SET) == 102 and list(reward_mod.COLOR_SET) == sorted(reward_mod.COLOR_SET)
+    # first colour of the alphabetical list that is a substring, case-sensitive
+    for value, expected in [("", ""), ("black forest", "black"), ("violet lavender", "lavender"),
+                            ("steelivy fuchsia", "fuchsia"), ("123alabaster", "alabaster"),
+                            ("webshop", "webshop"), ("navy blue", "blue"), ("Black", "Black"),
+                            ("lilacmist", "lilac"), ("stonewash", "ash")]:  # "ash" comes first
+        assert nc(value) == expected, value
+    assert reward_mod.option_matches(["blue"], ["navy blue"]) == 1  # both "blue"
+    assert reward_mod.option_matches(["navy"], ["navy blue"]) == 0  # "navy" vs "blue", as originally
+    assert reward_mod.option_matches(["lilac"], ["lilacmist"]) == 1  # a colour only the full list knows
+
+
+def test_reward_in_unit_interval_for_any_purchase(env: WebShopEnv) -> None:
+    rng = random.Random(14)
+    products = env.catalogue.products
+    junk = ["blue", "oak", "xl", "large", "x-large", "gluten free", "???", "", "12 fl oz", "navy",
+            "Black", "caf\u00e9", "pack of 12", "lightweight"]
+    for _ in range(3000):
+        goal = rng.choice(env.goals)
+        product = env.catalogue.by_asin[goal["asin"]] if rng.random() < 0.5 else rng.choice(products)
+        chosen: dict[str, str] = {}
+        for name, values in product["options"].items():
+            if rng.random() < 0.7:  # some options missing
+                chosen[name] = rng.choice(values)
+        for _ in range(rng.randrange(0, 3)):  # extra options from another product, unknown names
+            other = rng.choice(products)
+            if other["options"]:
+                name = rng.choice(sorted(other["options"]))
+                chosen.setdefault(name, rng.choice(other["options"][name]))
+            chosen[rng.choice(["unknown", "finish", "size", "color"])] = rng.choice(junk)
+        price = rng.choice([0.0, 0.01, goal["price_upper"], goal["price_upper"] + 0.01, 1e6])
+        reward, info = get_reward(product, goal, price, chosen)
+        assert 0.0 <= reward <= 1.0, (goal, product["asin"], chosen, price)
+        assert info["n_option_matches"] <= info["n_goal_options"]
+        assert info["n_attr_matches"] <= info["n_goal_attributes"]
 
 
 # ------------------------------------------------------------------ real-data loader

@@ -1,16 +1,31 @@
-"""The WebShop purchase reward, re-implemented from the paper's formula (Yao et al., 2022):
+"""The WebShop purchase reward, re-implemented from the original code (Yao et al., 2022,
+`web_agent_site/engine/goal.py` and `normalize.py` of princeton-nlp/WebShop):
 
-    reward = r_type * (matched attributes + matched options + [price <= ceiling])
+    reward = r_type * (matched attributes + matched goal options + [price <= ceiling])
                     / (n_goal_attributes + n_goal_options + 1)
 
-Matching follows the original: attributes by fuzzy token-set ratio > 85 against the product's
-attribute list, else by substring of the title / bullet points / description; options by
-exact match for `size`, fuzzy match otherwise, after colour normalisation. r_type comes from
-query equality, product-category overlap (>= 2 shared levels) and the share of the goal
-title's nouns found in the purchased title's nouns.
+- Fuzzy match (`fuzzy_score`): `thefuzz.fuzz.token_set_ratio`, i.e. both strings are turned
+  into text, stripped of code points 128-255, lower-cased and freed of punctuation (rapidfuzz's
+  `default_process`), scored by token-set ratio and rounded to an integer; a match is a score
+  > 85. A string whose words are all among the other's scores 100 ("large" vs "x-large").
+- Attributes: each goal attribute counts once if it fuzzy-matches one of the product's
+  attributes, else if it is a substring of the lower-cased title, bullet points or
+  description.
+- Options: both the goal's option values and the chosen option values are colour-normalised
+  (`normalize_color`: the first colour of the original's 102-colour `COLOR_SET`, in its
+  alphabetical order, that is a case-sensitive substring; otherwise the value unchanged).
+  Each *goal* option counts once if any chosen value fuzzy-matches it. Every option (size
+  included) is fuzzy-matched, option names are not compared, and the product's text plays no
+  part, so extra or unknown chosen options earn nothing and the reward never exceeds 1.
+  Synthetic goals hold options as a dict: its values are matched (the original code passes
+  the dict's `(name, value)` pairs there, which its processor turns into "name value", so
+  the option name joins the words compared; its human-instruction goals are value lists).
+- r_type in {0, 0.1, 0.5, 1}: query equality, product-category overlap (>= 2 shared levels)
+  and the share of the goal title's nouns found in the purchased title's nouns.
 
 Noun tagger: spaCy (`en_core_web_sm`/`_lg`) when installed, else a documented heuristic
-(`heuristic_nouns`). `TAGGER` says which one ran, so every result can record it.
+(`heuristic_nouns`; with the dict values above, where we knowingly differ). `TAGGER`
+says which one ran, so every result can record it.
 """
 
 from __future__ import annotations
@@ -21,25 +36,42 @@ from functools import lru_cache
 from typing import Any
 
 from rapidfuzz import fuzz
+from rapidfuzz.utils import default_process
 
-FUZZY_THRESHOLD = 85
-EXACT_MATCH_OPTIONS = ("size",)
+FUZZY_THRESHOLD = 85  # a match is a rounded score strictly above this
 
-# Base colour names, longest first so "navy blue" normalises to "navy" before "blue"
-# (the original maps a colour string to the first known colour it contains).
-COLOR_NAMES: tuple[str, ...] = tuple(sorted((
+# The original's base colours (normalize.py COLOR_SET), in its order: alphabetical, so the
+# first one contained wins ("navy blue" -> "blue", "violet lavender" -> "lavender").
+COLOR_SET: tuple[str, ...] = (
+    "alabaster", "apricot", "aqua", "ash", "asphalt", "azure", "banana", "beige", "black",
+    "blue", "blush", "bordeaux", "bronze", "brown", "burgundy", "camel", "camo", "caramel",
+    "champagne", "charcoal", "cheetah", "chestnut", "chocolate", "christmas", "coffee",
+    "cognac", "copper", "coral", "cranberry", "cream", "crystal", "dark", "denim", "eggplant",
+    "elephant", "espresso", "fuchsia", "gold", "granite", "grape", "graphite", "grass", "gray",
+    "green", "grey", "heather", "indigo", "ivory", "ivy", "khaki", "lavender", "lemon",
+    "leopard", "light", "lilac", "lime", "magenta", "maroon", "mauve", "merlot", "midnight",
+    "mint", "mocha", "multicolor", "mushroom", "mustard", "natural", "navy", "nude", "olive",
+    "orange", "peach", "pewter", "pink", "plum", "purple", "rainbow", "red", "rose", "royal",
+    "rust", "sand", "sapphire", "seashell", "silver", "skull", "slate", "steel", "stone",
+    "stonewash", "sunflower", "tan", "taupe", "teal", "tiger", "turquoise", "violet", "walnut",
+    "wheat", "white", "wine", "yellow",
+)
+
+# Colour words the heuristic noun tagger treats as modifiers. Deliberately not COLOR_SET:
+# that list holds nouns ("coffee", "wine", "steel", "stone") the type reward must keep.
+_HEURISTIC_COLORS = (
     "beige", "black", "blue", "bronze", "brown", "burgundy", "charcoal", "coral", "cream",
     "gold", "gray", "green", "grey", "ivory", "khaki", "lavender", "maroon", "mint", "navy",
     "olive", "orange", "pink", "purple", "red", "rose", "silver", "tan", "teal", "turquoise",
     "white", "yellow",
-), key=lambda c: (-len(c), c)))
+)
 
 _STOPWORDS = frozenset("""
 a an the and or of for with without in on at to by from as is are be it its this that these
 those your you our my his her their x per & - up off over under into out new set pack count
 """.split())
 # Words the heuristic treats as modifiers, not nouns (colours, sizes, common adjectives).
-_ADJECTIVES = frozenset(COLOR_NAMES) | frozenset("""
+_ADJECTIVES = frozenset(_HEURISTIC_COLORS) | frozenset("""
 small medium large extra big mini long short wide slim soft hard light dark heavy natural
 organic fresh premium classic modern vintage original professional portable compact durable
 quick easy high low non free anti ultra super sweet hot cold warm cool dry wet real pure
@@ -98,9 +130,28 @@ def title_nouns(title: str) -> tuple[str, ...]:
     return tuple(_SPACY[1](title) if _SPACY else heuristic_nouns(title))
 
 
+# thefuzz's `force_ascii` drops exactly the code points 128-255 before processing.
+_DROP_LATIN1 = dict.fromkeys(range(128, 256))
+
+
+def _fuzz_process(text: Any) -> str:
+    return default_process(str(text).translate(_DROP_LATIN1))
+
+
+def fuzzy_score(a: Any, b: Any) -> int:
+    """`thefuzz.fuzz.token_set_ratio(a, b)` with its defaults: Latin-1 dropped, lower-cased,
+    punctuation to spaces, token-set ratio, rounded ("Gluten-Free" vs "gluten free": 100)."""
+    return int(round(fuzz.token_set_ratio(_fuzz_process(a), _fuzz_process(b))))
+
+
+def fuzzy_match(a: Any, b: Any) -> bool:
+    """The original's match test: rounded token-set ratio > 85."""
+    return fuzzy_score(a, b) > FUZZY_THRESHOLD
+
+
 def normalize_color(value: str) -> str:
-    """Map an option value to the first base colour it contains, else leave it unchanged."""
-    for color in COLOR_NAMES:
+    """The first COLOR_SET colour that is a (case-sensitive) substring, else `value` unchanged."""
+    for color in COLOR_SET:
         if color in value:
             return color
     return value
@@ -113,11 +164,11 @@ def type_reward(purchased: Mapping[str, Any], goal: Mapping[str, Any]) -> dict[s
     goal_levels = {x.strip() for x in goal["product_category"].split("›")}
     category_match = len(bought_levels & goal_levels) >= 2
     bought_nouns = set(title_nouns(purchased["name"]))
-    wanted_nouns = title_nouns(goal["name"])
+    wanted_nouns = title_nouns(goal["name"])  # as the tagger lists them (repeats included)
     if not wanted_nouns:
         title_score = 0.2
     else:
-        title_score = len(bought_nouns & set(wanted_nouns)) / len(set(wanted_nouns))
+        title_score = len(bought_nouns & set(wanted_nouns)) / len(wanted_nouns)
     r_type = 1.0
     if not (query_match or category_match or title_score > 0.2):
         r_type = 0.5
@@ -139,27 +190,17 @@ def attribute_matches(purchased: Mapping[str, Any], goal_attributes: Sequence[st
     """How many goal attributes the purchased product has (fuzzy, then in its text)."""
     matches = 0
     for wanted in goal_attributes:
-        if any(fuzz.token_set_ratio(have, wanted) > FUZZY_THRESHOLD for have in purchased["Attributes"]):
-            matches += 1
-        elif _in_text(wanted, purchased):
+        if any(fuzzy_match(have, wanted) for have in purchased["Attributes"]) or _in_text(wanted, purchased):
             matches += 1
     return matches
 
 
-def option_matches(purchased: Mapping[str, Any], goal_options: Sequence[str],
-                   chosen: Mapping[str, str]) -> int:
-    """How many of the chosen options match a goal option (exact for size, else fuzzy)."""
-    wanted = [normalize_color(o) for o in goal_options]
-    matches = 0
-    for key in sorted(chosen):
-        value = normalize_color(chosen[key])
-        if key.lower() in EXACT_MATCH_OPTIONS:
-            hit = value in wanted
-        else:
-            hit = any(fuzz.token_set_ratio(w, value) > FUZZY_THRESHOLD for w in wanted)
-        if hit or _in_text(value, purchased):
-            matches += 1
-    return matches
+def option_matches(goal_options: Sequence[str], chosen_options: Sequence[str]) -> int:
+    """How many goal options are hit: each goal value counts once if any chosen value
+    fuzzy-matches it, both colour-normalised first. Never more than len(goal_options)."""
+    chosen = [normalize_color(v) for v in chosen_options]
+    return sum(1 for wanted in (normalize_color(o) for o in goal_options)
+               if any(fuzzy_match(have, wanted) for have in chosen))
 
 
 def get_reward(purchased: Mapping[str, Any], goal: Mapping[str, Any], price: float,
@@ -170,7 +211,7 @@ def get_reward(purchased: Mapping[str, Any], goal: Mapping[str, Any], price: flo
     goal_options = goal["goal_options"]
     goal_option_values = list(goal_options.values()) if isinstance(goal_options, Mapping) else list(goal_options)
     n_attr = attribute_matches(purchased, goal["attributes"])
-    n_opt = option_matches(purchased, goal_option_values, chosen_options)
+    n_opt = option_matches(goal_option_values, list(chosen_options.values()))
     price_ok = price <= goal["price_upper"]
     denominator = len(goal["attributes"]) + len(goal_option_values) + 1
     reward = type_info["r_type"] * (n_attr + n_opt + int(price_ok)) / denominator
