@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Union
 
 from tqdm.auto import tqdm
 
-from .llm.base import Message, Policy
+from .llm.base import Message, Policy, derive_seed
 
 if TYPE_CHECKING:
     from .envs.base import Env
@@ -236,6 +236,7 @@ def run_episodes(
     max_concurrency: int = 16,
     on_finish: Callable[[int, Trajectory], None] | None = None,
     progress: bool | str = True,
+    seed: int = 0,
 ) -> list[Trajectory]:
     """Run one episode per task id, in lockstep: each turn makes ONE `policy.generate` call
     over all live episodes (batching is what makes evaluation fast on a GPU and on CPU).
@@ -246,6 +247,8 @@ def run_episodes(
     `prefixes[i]`: responses replayed into episode i before the policy takes over (the
     revision-ability protocol); they count towards `max_turns`.
     `on_finish(i, trajectory)` is called as soon as episode i ends (append-as-you-go logs).
+    Sampling (temperature > 0) is seeded per episode and turn from `seed`, so an episode's
+    replies do not depend on which other episodes share its batch (or on a resume).
     Returns the trajectories in the order of `task_ids`."""
     task_ids = list(task_ids)
     if prefixes is not None and len(prefixes) != len(task_ids):
@@ -296,8 +299,10 @@ def run_episodes(
                     live.append(item)
             if not live:
                 continue
+            seeds = [derive_seed(seed, item.env.name, item.trajectory.task_id, len(item.trajectory.steps))
+                     for item in live]
             replies = policy.generate([item.messages for item in live], n=1, temperature=temperature,
-                                      max_new_tokens=max_new_tokens)
+                                      max_new_tokens=max_new_tokens, seeds=seeds)
             if len(replies) != len(live):
                 raise RuntimeError(f"policy returned {len(replies)} reply lists for {len(live)} conversations")
             still: list[_Live] = []

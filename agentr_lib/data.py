@@ -200,7 +200,9 @@ def load_chat_file(path: str | Path) -> list[dict]:
 
         records = pd.read_parquet(path).to_dict("records")
     elif path.suffix in (".jsonl", ".json"):
-        records = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+        from .io import read_jsonl
+
+        records = read_jsonl(path)
     else:
         raise ValueError(f"{path}: unsupported suffix {path.suffix!r}; expected .jsonl or .parquet")
     rows = []

@@ -19,8 +19,8 @@ from typing import Any
 from .agent import Trajectory, run_episodes
 from .envs import make_env
 from .envs.base import Env
-from .io import append_jsonl, atomic_write_json, read_json, read_jsonl
-from .llm.base import Policy
+from .io import append_jsonl, atomic_write_json, fingerprint, read_json, read_jsonl
+from .llm.base import Policy, derive_seed
 
 LOOP_MAX_LEN = 5
 #: Default episodes stepped in lockstep per env: each ScienceWorld env is a JVM.
@@ -142,6 +142,7 @@ def _run_logged(
     env_factory: Callable[[], Env] | None,
     env_kwargs: Mapping[str, Any] | None,
     progress: bool,
+    seed: int = 0,
 ) -> list[dict[str, Any]]:
     """Run the (key, task_id, prefix) items not yet in `jsonl_path`, append each episode as it
     ends, and return the records of all requested keys in request order."""
@@ -158,7 +159,7 @@ def _run_logged(
             temperature=temperature, max_new_tokens=max_new_tokens,
             prefixes=[prefix for _, _, prefix in todo] if any(p is not None for _, _, p in todo) else None,
             max_concurrency=max_concurrency or DEFAULT_CONCURRENCY.get(env_name, 16),
-            on_finish=on_finish, progress=f"{env_name}" if progress else False,
+            on_finish=on_finish, progress=f"{env_name}" if progress else False, seed=seed,
         )
     return [done[key] for key, _, _ in items]
 
@@ -175,16 +176,19 @@ def evaluate(
     env_factory: Callable[[], Env] | None = None,
     env_kwargs: Mapping[str, Any] | None = None,
     progress: bool = True,
+    seed: int = 0,
 ) -> dict[str, Any]:
     """Evaluate `policy` on `task_ids` of `env_name` (greedy by default); writes
     `<env>.jsonl`, `<env>.metrics.json`, refreshes `metrics.json`; returns the env's metrics.
-    A rerun with the same out_dir resumes (finished task ids are not run again)."""
+    A rerun with the same out_dir resumes (finished task ids are not run again) only when it
+    evaluates the same model (`policy.model_id`, a content hash) with the same settings."""
     out_dir = Path(out_dir)
-    config = {"env": env_name, "max_turns": max_turns, "temperature": temperature, "max_new_tokens": max_new_tokens}
+    config = {"env": env_name, "max_turns": max_turns, "temperature": temperature, "max_new_tokens": max_new_tokens,
+              "model": getattr(policy, "model_id", None), "seed": seed}
     _check_config(out_dir / f"{env_name}.config.json", config)
     items = [(str(task_id), int(task_id), None) for task_id in task_ids]
     records = _run_logged(policy, env_name, items, out_dir / f"{env_name}.jsonl", max_turns, temperature,
-                          max_new_tokens, max_concurrency, env_factory, env_kwargs, progress)
+                          max_new_tokens, max_concurrency, env_factory, env_kwargs, progress, seed=seed)
     metrics = {"env": env_name, **metrics_from_records(records), **{k: v for k, v in config.items() if k != "env"}}
     atomic_write_json(out_dir / f"{env_name}.metrics.json", metrics)
     atomic_write_json(out_dir / "metrics.json", load_metrics(out_dir))
@@ -247,6 +251,7 @@ def make_error_prefixes(
             policy, _factory(env_name, env_factory, env_kwargs), remaining, max_turns, temperature=temperature,
             max_new_tokens=max_new_tokens, max_concurrency=max_concurrency or DEFAULT_CONCURRENCY.get(env_name, 16),
             progress=f"{env_name} error prefixes ({attempt + 1}/{attempts})" if progress else False,
+            seed=derive_seed(seed, "error-prefixes", attempt),
         )
         for task_id, trajectory in zip(remaining, trajectories):
             if trajectory.success:
@@ -292,11 +297,11 @@ def evaluate_revision(
     out_dir = Path(out_dir)
     max_turns = int(max_turns or data["max_turns"])
     config = {"env": env_name, "max_turns": max_turns, "temperature": temperature, "max_new_tokens": max_new_tokens,
-              "prefixes": str(prefixes_path), "seed": data.get("seed")}
+              "prefixes": fingerprint(prefixes_path), "seed": data.get("seed"), "model": getattr(policy, "model_id", None)}
     _check_config(out_dir / f"{env_name}.revision.config.json", config)
     items = [(p["key"], int(p["task_id"]), p["responses"]) for p in data["prefixes"]]
     records = _run_logged(policy, env_name, items, out_dir / f"{env_name}.revision.jsonl", max_turns, temperature,
-                          max_new_tokens, max_concurrency, env_factory, env_kwargs, progress)
+                          max_new_tokens, max_concurrency, env_factory, env_kwargs, progress, seed=data.get("seed") or 0)
     metrics = {"env": env_name, **metrics_from_records(records), "max_turns": max_turns, "temperature": temperature,
                "prefix_source_reward": round(100 * _mean([p["source_reward"] for p in data["prefixes"]]), 4),
                "n_tasks_without_failure": len(data.get("no_failure", []))}

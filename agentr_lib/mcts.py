@@ -44,7 +44,7 @@ from tqdm.auto import tqdm
 from .agent import REVISION_ACTION, opening_messages, parse_action, take_action
 from .envs.base import Env
 from .io import atomic_write_json, read_json
-from .llm.base import Message, Policy
+from .llm.base import Message, Policy, derive_seed
 
 TREE_FORMAT = "agentr-mcts-tree/1"
 
@@ -419,6 +419,7 @@ def search_trees(
                 samples = policy.generate(
                     [node.messages() for _, node in chunk], n=config.n_gen,
                     temperature=config.temperature, max_new_tokens=config.max_new_tokens,
+                    seeds=[derive_seed(config.seed, env_name, search.task_id, node.id) for search, node in chunk],
                 )
                 if len(samples) != len(chunk):
                     raise ValueError(f"policy.generate returned {len(samples)} sample lists for {len(chunk)} conversations")

@@ -376,12 +376,11 @@ def build_dataset(trees: Sequence[Tree], method: str = "agent_r", **kwargs: Any)
 def save_dataset(ds: Any, out_dir: str | Path) -> Path:
     """`save_to_disk(out_dir)` plus a `data.jsonl` copy beside it for inspection (written
     atomically). Returns out_dir."""
-    from .io import atomic_write_text
+    from .io import write_jsonl
 
     out_dir = Path(out_dir)
     ds.save_to_disk(str(out_dir))
-    text = "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in ds.to_list())
-    atomic_write_text(out_dir / "data.jsonl", text)
+    write_jsonl(out_dir / "data.jsonl", ds.to_list())
     return out_dir
 
 

@@ -46,7 +46,7 @@ class NoisyExpertPolicy:
         self.seed = seed
         self.calls = 0
 
-    def generate(self, conversations, n=1, temperature=0.0, max_new_tokens=128):
+    def generate(self, conversations, n=1, temperature=0.0, max_new_tokens=128, seeds=None):
         self.calls += 1
         return [[self._sample(conv, i) for i in range(n)] for conv in conversations]
 

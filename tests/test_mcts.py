@@ -73,7 +73,7 @@ class HashPolicy:
         self.calls = 0
         self.seen_first_observations: list[str] = []
 
-    def generate(self, conversations, n=1, temperature=0.0, max_new_tokens=128):
+    def generate(self, conversations, n=1, temperature=0.0, max_new_tokens=128, seeds=None):
         self.calls += 1
         out = []
         for conversation in conversations:
@@ -272,7 +272,7 @@ def test_fake_env_snapshot_and_replay_give_identical_trees():
 
 def test_policy_without_responses_is_an_error():
     class Silent:
-        def generate(self, conversations, n=1, temperature=0.0, max_new_tokens=128):
+        def generate(self, conversations, n=1, temperature=0.0, max_new_tokens=128, seeds=None):
             return [[] for _ in conversations]
 
     with pytest.raises(ValueError, match="no response for task 2"):

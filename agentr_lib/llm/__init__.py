@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .base import Message, Policy
+from .base import Message, Policy, derive_seed
 
 BACKENDS: tuple[str, ...] = ("hf", "unsloth", "openai")
 
@@ -37,4 +37,4 @@ def load_policy(backend: str, model: str, **kwargs: Any) -> Policy:
     raise ValueError(f"unknown backend {backend!r}; expected one of {list(BACKENDS)}")
 
 
-__all__ = ["BACKENDS", "Message", "Policy", "load_policy"]
+__all__ = ["BACKENDS", "Message", "Policy", "derive_seed", "load_policy"]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+from collections.abc import Sequence
 from typing import Protocol, runtime_checkable
 
 Message = dict  # {"role": "user" | "assistant" | "system", "content": str, optional "loss": bool}
@@ -17,5 +19,24 @@ class Policy(Protocol):
         n: int = 1,
         temperature: float = 0.0,
         max_new_tokens: int = 128,
+        seeds: Sequence[int] | None = None,
     ) -> list[list[str]]:
-        """For each conversation, `n` assistant replies (temperature 0 = greedy)."""
+        """For each conversation, `n` assistant replies (temperature 0 = greedy).
+
+        `seeds` (one per conversation): the samples of conversation i are a function of the
+        model, the conversation, seeds[i], n and the temperature alone, whatever else is in
+        the batch, so a search resumed tree by tree draws what an uninterrupted one drew."""
+
+
+def derive_seed(*parts: object) -> int:
+    """A stable 63-bit seed from any parts (`hash()` of a str changes with PYTHONHASHSEED)."""
+    text = "\x1f".join(repr(part) for part in parts)
+    return int.from_bytes(hashlib.sha256(text.encode()).digest()[:8], "big") >> 1
+
+
+def model_id(source: str) -> str:
+    """What a result was computed with: a local model folder's content hash (so a retrained
+    model in the same folder is a different model), or the hub name as given."""
+    from ..io import fingerprint
+
+    return fingerprint(source) or str(source)

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from ..agent import truncate_messages
-from .base import Message
+from .base import Message, derive_seed, model_id
 
 #: End-of-turn markers of common chat templates; each is a stop token when the vocab has it.
 END_OF_TURN_TOKENS: tuple[str, ...] = ("<|im_end|>", "<|eot_id|>", "<|end|>", "<end_of_turn>")
@@ -103,6 +103,7 @@ class HFPolicy:
         self.pad_id = int(tokenizer.pad_token_id)
         self.calls = 0
         self.generated_tokens = 0
+        self.model_id: str | None = None  # set by `load`: the model folder's content hash
 
     # ---- loading -------------------------------------------------------------------
     @classmethod
@@ -128,7 +129,9 @@ class HFPolicy:
         except OSError as err:
             raise FileNotFoundError(f"model {str(model)!r}: could not load it ({err}). Pass a local path to a saved model.") from err
         lm.to(device).eval()
-        return cls(lm, tokenizer, **kwargs)
+        policy = cls(lm, tokenizer, **kwargs)
+        policy.model_id = model_id(source)
+        return policy
 
     # ---- tokens ----------------------------------------------------------------------
     def render(self, messages: Sequence[Message]) -> str:
@@ -159,48 +162,59 @@ class HFPolicy:
         n: int = 1,
         temperature: float = 0.0,
         max_new_tokens: int = 128,
+        seeds: Sequence[int] | None = None,
     ) -> list[list[str]]:
-        """For each conversation, `n` assistant replies (temperature 0 = greedy)."""
+        """For each conversation, `n` assistant replies (temperature 0 = greedy).
+
+        Sampling is per-row seeded (see `GumbelSampler`): row (i, j) draws from
+        derive_seed(seeds[i], j), so its reply does not depend on the batch it ran in. Without
+        `seeds`, they are derived from the load-time `seed` and the call count."""
         import torch
 
         self.calls += 1
         if not conversations:
             return []
+        if seeds is not None and len(seeds) != len(conversations):
+            raise ValueError(f"seeds has {len(seeds)} entries for {len(conversations)} conversations")
         greedy = temperature is None or temperature <= 0
         copies = 1 if greedy else n
+        if seeds is None:
+            seeds = [derive_seed(self.generator_seed, self.calls, i) for i in range(len(conversations))]
         prompts = [self.prompt(c, max_new_tokens) for c in conversations]
-        rows = [(len(p), i) for i, p in enumerate(prompts) for _ in range(copies)]
-        rows.sort(key=lambda row: (-row[0], row[1]))  # longest first: an OOM shows up at once
-        out: list[list[str]] = [[] for _ in conversations]
+        rows = [(len(p), i, j) for i, p in enumerate(prompts) for j in range(copies)]
+        rows.sort(key=lambda row: (-row[0], row[1], row[2]))  # longest first: an OOM shows up at once
+        out: list[list[str | None]] = [[None] * copies for _ in conversations]
         device = next(self.model.parameters()).device
         kwargs: dict[str, Any] = dict(
             max_new_tokens=int(max_new_tokens), eos_token_id=self.stop_ids, pad_token_id=self.pad_id,
-            do_sample=not greedy,
+            do_sample=False, temperature=None, top_p=None, top_k=None,
         )
-        if greedy:
-            kwargs.update(temperature=None, top_p=None, top_k=None)
-        else:
-            kwargs.update(temperature=float(temperature), top_p=1.0, top_k=0)
-        if self.generator_seed is not None and not greedy:
-            torch.manual_seed(self.generator_seed + self.calls)
         was_training = self.model.training
         self.model.eval()  # a model handed over from training: no dropout while sampling
         try:
             with torch.inference_mode():
                 for begin in range(0, len(rows), self.max_batch_size):
                     chunk = rows[begin:begin + self.max_batch_size]
-                    for (_, i), text in zip(chunk, self._generate_chunk([prompts[i] for _, i in chunk], device, kwargs)):
-                        out[i].append(text)
+                    sampler = None if greedy else GumbelSampler(
+                        [derive_seed(seeds[i], j) for _, i, j in chunk], float(temperature))
+                    texts = self._generate_chunk([prompts[i] for _, i, _ in chunk], device, kwargs, sampler)
+                    for (_, i, j), text in zip(chunk, texts):
+                        out[i][j] = text
         finally:
             if was_training:
                 self.model.train()
         if greedy and n > 1:
             out = [replies * n for replies in out]
-        return out
+        return out  # type: ignore[return-value]
 
-    def _generate_chunk(self, prompts: list[str], device: Any, kwargs: dict[str, Any]) -> list[str]:
+    def _generate_chunk(self, prompts: list[str], device: Any, kwargs: dict[str, Any],
+                        sampler: "GumbelSampler | None" = None) -> list[str]:
         """One `generate` call on left-padded prompts; replies cut at the first stop token."""
+        from transformers import LogitsProcessorList
+
         batch = self.tokenizer(prompts, return_tensors="pt", padding=True, add_special_tokens=False).to(device)
+        if sampler is not None:
+            kwargs = {**kwargs, "logits_processor": LogitsProcessorList([sampler])}
         generated = self.model.generate(**batch, **kwargs)
         texts = []
         for ids in generated[:, batch["input_ids"].shape[1]:].tolist():
@@ -211,3 +225,25 @@ class HFPolicy:
             self.generated_tokens += len(ids)
             texts.append(self.tokenizer.decode(ids, skip_special_tokens=True).strip())
         return texts
+
+
+class GumbelSampler:
+    """Sampling at `temperature` as a logits processor for greedy decoding (the Gumbel-max
+    trick: argmax(logits / T + Gumbel noise) is a draw from softmax(logits / T)). Each row
+    has its own generator, so its draw at step t depends on its seed alone, not on the other
+    rows of the batch (transformers' own sampling shares one stream across the batch)."""
+
+    def __init__(self, row_seeds: Sequence[int], temperature: float) -> None:
+        import torch
+
+        self.temperature = temperature
+        self.generators = [torch.Generator().manual_seed(int(seed)) for seed in row_seeds]
+
+    def __call__(self, input_ids: Any, scores: Any) -> Any:
+        import torch
+
+        if scores.shape[0] != len(self.generators):
+            raise ValueError(f"GumbelSampler: {scores.shape[0]} rows for {len(self.generators)} seeds")
+        uniform = torch.stack([torch.rand(scores.shape[1], generator=g, dtype=torch.float64) for g in self.generators])
+        gumbel = -torch.log(-torch.log(uniform.clamp_min(1e-300)))
+        return scores.float() / self.temperature + gumbel.to(device=scores.device, dtype=torch.float32)

@@ -16,10 +16,11 @@ import os
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from .base import Message
+from .base import Message, derive_seed
 
 
 class OpenAIError(RuntimeError):
@@ -88,14 +89,17 @@ class OpenAIPolicy:
                 last = f"{type(err).__name__}: {err}"
         raise OpenAIError(f"{self.url}: gave up after {self.max_retries + 1} attempts; last error: {last}")
 
-    def _complete(self, messages: list[Message], n: int, temperature: float, max_new_tokens: int) -> list[str]:
+    def _complete(self, messages: list[Message], n: int, temperature: float, max_new_tokens: int,
+                  seed: int | None = None) -> list[str]:
         clean = [{"role": m["role"], "content": m["content"]} for m in messages]
         replies: list[str] = []
-        for _ in range(max(1, n) * 2 + 2):  # a server that ignores n gets at most this many asks
+        for ask in range(max(1, n) * 2 + 2):  # a server that ignores n gets at most this many asks
             if len(replies) >= n:
                 break
             body = {"model": self.model, "messages": clean, "n": n - len(replies),
                     "temperature": float(temperature), "max_tokens": int(max_new_tokens), **self.extra_body}
+            if seed is not None:  # servers that honour it (vLLM, OpenAI) sample reproducibly
+                body["seed"] = derive_seed(seed, ask) if ask else int(seed)
             result = self._post(body)
             choices = result.get("choices")
             if not isinstance(choices, list):
@@ -113,10 +117,13 @@ class OpenAIPolicy:
         n: int = 1,
         temperature: float = 0.0,
         max_new_tokens: int = 128,
+        seeds: Sequence[int] | None = None,
     ) -> list[list[str]]:
-        """For each conversation, `n` assistant replies."""
+        """For each conversation, `n` assistant replies; `seeds[i]` is sent as the request's seed."""
         self.calls += 1
-        if len(conversations) <= 1 or self.max_workers == 1:
-            return [self._complete(c, n, temperature, max_new_tokens) for c in conversations]
-        with ThreadPoolExecutor(max_workers=min(self.max_workers, len(conversations))) as pool:
-            return list(pool.map(lambda c: self._complete(c, n, temperature, max_new_tokens), conversations))
+        per_request = list(seeds) if seeds is not None else [None] * len(conversations)
+        jobs = list(zip(conversations, per_request))
+        if len(jobs) <= 1 or self.max_workers == 1:
+            return [self._complete(c, n, temperature, max_new_tokens, seed) for c, seed in jobs]
+        with ThreadPoolExecutor(max_workers=min(self.max_workers, len(jobs))) as pool:
+            return list(pool.map(lambda job: self._complete(job[0], n, temperature, max_new_tokens, job[1]), jobs))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+from collections.abc import Sequence
 from typing import Callable
 
 from .base import Message
@@ -25,6 +26,7 @@ class ScriptedPolicy:
         n: int = 1,
         temperature: float = 0.0,
         max_new_tokens: int = 128,
+        seeds: Sequence[int] | None = None,
     ) -> list[list[str]]:
         self.calls += 1
         return [[self.respond(conversation, self.rng) for _ in range(n)] for conversation in conversations]
