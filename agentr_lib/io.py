@@ -120,16 +120,21 @@ def _file_digest(path: Path, digest: Any) -> None:
             digest.update(handle.read(2**20))
 
 
-def fingerprint(path: str | os.PathLike) -> str | None:
-    """A content digest of a file or a folder (names + bytes of every file below it, hidden
-    files and temp files excluded), or None when the path does not exist. Identifies what a
-    step was computed from, independent of where the run folder lives."""
+def fingerprint(path: str | os.PathLike, skip: Iterable[str] = ()) -> str | None:
+    """A content digest of a file or a folder (names + bytes of every file below it; hidden
+    files, temp files and the top-level entries named in `skip` excluded), or None when the
+    path does not exist. Identifies what a step was computed from, wherever the run folder lives."""
     path = Path(path)
     if not path.exists():
         return None
     digest = hashlib.sha256()
-    files = [path] if path.is_file() else sorted(
-        p for p in path.rglob("*") if p.is_file() and not any(part.startswith(".") for part in p.relative_to(path).parts))
+    skip = set(skip)
+
+    def counted(file: Path) -> bool:
+        parts = file.relative_to(path).parts
+        return file.is_file() and parts[0] not in skip and not any(part.startswith(".") for part in parts)
+
+    files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if counted(p))
     for file in files:
         digest.update(file.relative_to(path).as_posix().encode() if file != path else b"")
         _file_digest(file, digest)

@@ -25,6 +25,7 @@ import random
 import shutil
 import sys
 import time
+import warnings
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
@@ -92,7 +93,7 @@ class TinySpec:
     batch_size: int = 16
     learning_rate: float = 3e-3
     warmup_ratio: float = 0.03
-    minutes: float = 20.0              # a guard per stage: the planned steps took 15.0 min on 2 cores
+    minutes: float | None = None       # opt-in cap per stage: a build it stops fails loudly, caches nothing
     threads: int = 2
     # evaluation
     eval_tasks: int | None = 100        # per env, from the test split
@@ -112,7 +113,7 @@ SIZES: dict[str, TinySpec] = {
     "micro": TinySpec(
         size="micro", envs=("textcraft",), vocab_size=320, hidden_size=32, num_layers=1, num_heads=2, num_kv_heads=1,
         intermediate_size=64, max_position=1024, textcraft_seeds=1, stages=1, max_train_tasks=6, epochs=1.0,
-        max_steps=4, batch_size=4, learning_rate=3e-3, minutes=1.0, eval_tasks=0, max_seq_length=512,
+        max_steps=4, batch_size=4, learning_rate=3e-3, eval_tasks=0, max_seq_length=512,
     ),
 }
 
@@ -322,7 +323,7 @@ def bc_stage(spec: TinySpec, stage: int, rows: list[dict], tokenizer: Any, init_
     config = SFTConfig(
         lora=False, learning_rate=spec.learning_rate, num_epochs=spec.epochs, max_steps=spec.max_steps,
         batch_size=spec.batch_size, warmup_ratio=spec.warmup_ratio, max_seq_length=spec.max_seq_length,
-        seed=spec.seed + stage, threads=spec.threads, time_limit_s=spec.minutes * 60.0,
+        seed=spec.seed + stage, threads=spec.threads, time_limit_s=spec.minutes * 60.0 if spec.minutes else None,
         init_from="scratch" if stage == 0 else "previous", save_adapter=False, progress=progress,
     )
     metrics = train_sft(str(init_model), dataset, work_dir, config, backend="hf")
@@ -337,24 +338,32 @@ def build_tiny_model(out_dir: str | Path | None = None, size: str = "tiny", seed
     """Build (or load from cache) the tiny model; returns the folder holding config,
     weights, tokenizer and model_card.json (loadable with AutoModelForCausalLM/AutoTokenizer).
 
-    Deterministic for a seed: fixed data order, fixed step count (`minutes` only caps a run
-    that is slower than planned, and the card then says so)."""
+    Deterministic for a seed: fixed data order, fixed step count, whatever the machine's load.
+    `minutes` (opt-in) caps each stage: a build it stops raises BuildCutShort and caches
+    nothing. The model is built in a temp folder beside `out` and renamed into place, so an
+    interrupted build never looks cached; a cached card that says it was cut short (made by
+    an older version) is rebuilt, not used."""
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     if minutes is not None:
         overrides["minutes"] = minutes
     spec = resolve_spec(size, seed, envs, **overrides)
-    out = Path(out_dir) if out_dir is not None else model_dir_for(spec)
-    card_path = out / "model_card.json"
+    final_out = Path(out_dir) if out_dir is not None else model_dir_for(spec)
+    card_path = final_out / "model_card.json"
     if card_path.exists() and not force:
-        if evaluate and spec.eval_tasks:  # finish scoring an interrupted build (episodes resume)
-            missing = [name for name in spec.envs if name not in read_json(card_path).get("test_scores", {})]
-            if missing:
-                measure_test_scores(out, envs=missing, n_tasks=spec.eval_tasks, max_turns=spec.eval_max_turns,
-                                    progress=progress, threads=spec.threads)
-        return out
-    shutil.rmtree(out / "eval", ignore_errors=True)  # episodes of an older build must not be resumed
+        if read_json(card_path).get("train", {}).get("stopped_by_time_limit"):
+            warnings.warn(f"{final_out}: this cached model was cut short by a time cap (its model_card.json says "
+                          "stopped_by_time_limit): rebuilding it", stacklevel=2)
+        else:
+            if evaluate and spec.eval_tasks:  # finish scoring an interrupted build (episodes resume)
+                missing = [name for name in spec.envs if name not in read_json(card_path).get("test_scores", {})]
+                if missing:
+                    measure_test_scores(final_out, envs=missing, n_tasks=spec.eval_tasks,
+                                        max_turns=spec.eval_max_turns, progress=progress, threads=spec.threads)
+            return final_out
+    out = final_out.parent / f".{final_out.name}.building"
+    shutil.rmtree(out, ignore_errors=True)  # a build killed half-way starts over
     started = time.time()
     random.seed(spec.seed)
     torch.manual_seed(spec.seed)
@@ -422,10 +431,25 @@ def build_tiny_model(out_dir: str | Path | None = None, size: str = "tiny", seed
         "conditions": f"CPU, {os.cpu_count()} cores visible, torch threads={spec.threads}",
     }
     card["build_minutes"] = round((time.time() - started) / 60.0, 2)
-    atomic_write_json(card_path, card)
+    if card["train"]["stopped_by_time_limit"]:
+        shutil.rmtree(out, ignore_errors=True)
+        raise BuildCutShort(
+            f"tiny model build stopped by the {spec.minutes}-minute cap after {card['train']['steps']} steps "
+            f"(final loss {card['train']['final_loss']}): nothing was cached. Rerun without --minutes (the build "
+            "runs its planned steps on any machine; a loaded one is only slower)."
+        )
+    atomic_write_json(out / "model_card.json", card)
+    if final_out.exists():
+        shutil.rmtree(final_out)  # the cut-short or forced-out model it replaces
+    final_out.parent.mkdir(parents=True, exist_ok=True)
+    os.replace(out, final_out)
     if evaluate and spec.eval_tasks:
-        measure_test_scores(out, progress=progress)
-    return out
+        measure_test_scores(final_out, progress=progress)
+    return final_out
+
+
+class BuildCutShort(RuntimeError):
+    """The opt-in time cap stopped behaviour cloning before its planned steps."""
 
 
 def measure_test_scores(model_dir: str | Path, envs: Sequence[str] | None = None, n_tasks: int | None = None,
@@ -469,7 +493,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     build.add_argument("--size", default="tiny", choices=sorted(SIZES))
     build.add_argument("--seed", type=int, default=0)
     build.add_argument("--envs", default=None, help="comma-separated env names (default: the size's)")
-    build.add_argument("--minutes", type=float, default=None, help="cap on BC training minutes")
+    build.add_argument("--minutes", type=float, default=None,
+                       help="cap on BC training minutes: a build it stops fails and caches nothing")
     build.add_argument("--threads", type=int, default=None, help="torch threads (default 2; use 1 on a busy machine)")
     build.add_argument("--out", default=None, help="output folder (default data/models/<key>)")
     build.add_argument("--force", action="store_true", help="rebuild even when cached")
@@ -488,8 +513,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     envs = args.envs.split(",") if args.envs else None
     extra = {"threads": args.threads} if args.threads else {}
-    path = build_tiny_model(args.out, size=args.size, seed=args.seed, envs=envs, minutes=args.minutes,
-                            force=args.force, evaluate=not args.no_eval, **extra)
+    try:
+        path = build_tiny_model(args.out, size=args.size, seed=args.seed, envs=envs, minutes=args.minutes,
+                                force=args.force, evaluate=not args.no_eval, **extra)
+    except BuildCutShort as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
     print(path)
     print(json.dumps(read_json(path / "model_card.json").get("test_scores", {}), indent=1))
     return 0

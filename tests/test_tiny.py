@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from agentr_lib.agent import format_response, opening_messages
-from agentr_lib.tiny import CHAT_TEMPLATE, build_tiny_model, main, resolve_spec
+from agentr_lib.tiny import CHAT_TEMPLATE, BuildCutShort, build_tiny_model, main, resolve_spec
 
 
 def digest(path: Path) -> str:
@@ -170,3 +170,29 @@ def test_a_cached_build_without_scores_is_scored_on_load(micro, tmp_path):
     card = json.loads((again / "model_card.json").read_text())
     assert card["test_scores"]["textcraft"]["tasks"] == 2
     assert (model / "model.safetensors").stat().st_mtime_ns == stamp, "loaded, not rebuilt"
+
+
+def test_a_build_cut_short_by_the_time_cap_fails_and_caches_nothing(tmp_path):
+    """Regression: on a loaded machine the 20-minute guard stopped BC at step 185 of 722 and
+    the 0%-success model was cached for good. The cap is opt-in and fails loudly."""
+    out = tmp_path / "capped"
+    with pytest.raises(BuildCutShort, match="nothing was cached"):
+        build_tiny_model(out, size="micro", seed=0, progress=False, minutes=1e-7)
+    assert not out.exists()
+    assert list(tmp_path.iterdir()) == [], "no half-built folder left behind"
+    assert resolve_spec("tiny").minutes is None, "the default build has no time cap"
+
+
+def test_a_cached_model_that_was_cut_short_is_rebuilt(micro, tmp_path):
+    import shutil
+
+    model = tmp_path / "old-cut"
+    shutil.copytree(micro, model)
+    card = json.loads((model / "model_card.json").read_text())
+    card["train"]["stopped_by_time_limit"] = True
+    (model / "model_card.json").write_text(json.dumps(card))
+    (model / "model.safetensors").write_bytes(b"not the real weights")
+    with pytest.warns(UserWarning, match="cut short"):
+        again = build_tiny_model(model, size="micro", seed=0, progress=False)
+    assert digest(again / "model.safetensors") == digest(micro / "model.safetensors")
+    assert not json.loads((again / "model_card.json").read_text())["train"]["stopped_by_time_limit"]

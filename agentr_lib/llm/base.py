@@ -34,9 +34,14 @@ def derive_seed(*parts: object) -> int:
     return int.from_bytes(hashlib.sha256(text.encode()).digest()[:8], "big") >> 1
 
 
+#: Entries of a model folder that are records about the model, not the model (the tiny
+#: model's card and its own evaluation episodes are written after the weights).
+NOT_THE_MODEL = ("eval", "model_card.json", "train_metrics.json")
+
+
 def model_id(source: str) -> str:
     """What a result was computed with: a local model folder's content hash (so a retrained
     model in the same folder is a different model), or the hub name as given."""
     from ..io import fingerprint
 
-    return fingerprint(source) or str(source)
+    return fingerprint(source, skip=NOT_THE_MODEL) or str(source)
