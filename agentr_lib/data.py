@@ -13,8 +13,14 @@ Decisions (tested in tests/test_data.py):
 - Not trained: the `<|im_start|>assistant\\n` header (the generation prompt), the newline the
   template writes after `<|im_end|>` (the model stops at `<|im_end|>` and never generates it),
   every user/system token.
-- Truncation keeps the start of the conversation (instruction + first observation) and cuts
-  the tail at `max_seq_length`; an example left with no trained token is dropped and counted.
+- Truncation mirrors inference (`agent.truncate_messages`): a conversation longer than
+  `max_seq_length` loses its oldest (assistant, observation) pairs after the first
+  observation, keeping the instruction, the task and the latest turns -- what the model saw
+  when it acted. Revision rows are the longest by construction and their oldest turns are the
+  masked bad segment, so cutting the tail instead would drop the revision signal and the good
+  continuation first. Only when the opening turns plus the last pair alone do not fit is the
+  tail cut. A row left with no trained token is dropped; `tokenize_dataset` counts rows kept,
+  truncated and dropped per kind and raises when a kind is dropped entirely.
 """
 
 from __future__ import annotations
@@ -91,8 +97,41 @@ def trained_char_spans(tokenizer: Any, messages: Sequence[dict]) -> tuple[str, l
 def tokenize_conversation(tokenizer: Any, messages: Sequence[dict], max_seq_length: int | None = None) -> dict:
     """input_ids / attention_mask / labels for one conversation (see the module docstring).
 
-    Returns also `num_tokens`, `num_trained`, `truncated` (bool). `num_trained` may be 0 (the
+    Longer than `max_seq_length`: the oldest turns after the first observation are dropped
+    (`agent.truncate_messages`, as at inference); if the rest still does not fit, the tail is
+    cut. Returns also `num_tokens`, `num_trained`, `truncated` (bool), `turns_dropped`
+    (messages removed from the middle) and `tail_cut` (bool). `num_trained` may be 0 (the
     caller drops such examples)."""
+    example = _tokenize_full(tokenizer, messages)
+    turns_dropped = 0
+    if max_seq_length is not None and example["num_tokens"] > max_seq_length:
+        from .agent import truncate_messages
+
+        def count_tokens(candidate: list[dict]) -> int:
+            return len(tokenizer(_render(tokenizer, candidate), add_special_tokens=False)["input_ids"])
+
+        kept = truncate_messages(list(messages), count_tokens, max_seq_length)
+        turns_dropped = len(messages) - len(kept)
+        if turns_dropped:
+            example = _tokenize_full(tokenizer, kept)
+    ids, labels = example["input_ids"], example["labels"]
+    tail_cut = max_seq_length is not None and len(ids) > max_seq_length
+    if tail_cut:
+        ids, labels = ids[:max_seq_length], labels[:max_seq_length]
+    return {
+        "input_ids": ids,
+        "attention_mask": [1] * len(ids),
+        "labels": labels,
+        "num_tokens": len(ids),
+        "num_trained": sum(label != IGNORE_INDEX for label in labels),
+        "truncated": bool(turns_dropped or tail_cut),
+        "turns_dropped": turns_dropped,
+        "tail_cut": tail_cut,
+    }
+
+
+def _tokenize_full(tokenizer: Any, messages: Sequence[dict]) -> dict:
+    """input_ids + labels of the whole conversation, no length limit."""
     text, trained_spans = trained_char_spans(tokenizer, messages)
     encoding = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
     ids: list[int] = list(encoding["input_ids"])
@@ -117,31 +156,32 @@ def tokenize_conversation(tokenizer: Any, messages: Sequence[dict], max_seq_leng
             start, end = trained_spans[span_index]
             if start <= token_start and token_end <= end and token_end > token_start:
                 labels[position] = ids[position]
-    truncated = False
-    if max_seq_length is not None and len(ids) > max_seq_length:
-        ids, labels, truncated = ids[:max_seq_length], labels[:max_seq_length], True
-    return {
-        "input_ids": ids,
-        "attention_mask": [1] * len(ids),
-        "labels": labels,
-        "num_tokens": len(ids),
-        "num_trained": sum(label != IGNORE_INDEX for label in labels),
-        "truncated": truncated,
-    }
+    return {"input_ids": ids, "labels": labels, "num_tokens": len(ids)}
+
+
+class KindDropped(ValueError):
+    """Every row of one kind (e.g. all revision rows) lost its trained tokens to truncation:
+    training would silently become training on the other kinds only."""
 
 
 @dataclass
 class TokenizeStats:
-    """What tokenize_dataset kept and dropped (reported in train_metrics.json)."""
+    """What tokenize_dataset kept and dropped (reported in train_metrics.json).
+
+    `per_kind[kind]`: rows in, kept (trained on), truncated (kept but shortened: oldest turns
+    dropped and/or tail cut), dropped (no trained token left), trained_tokens. A row's kind is
+    its `kind` column (revision / direct / good), else its `source` column (general), else "?"."""
 
     examples_in: int = 0
     examples_kept: int = 0
     dropped_no_trained_tokens: int = 0
     truncated: int = 0
+    tail_cut: int = 0
     tokens: int = 0
     trained_tokens: int = 0
     max_seq_length: int | None = None
     dropped_indices: list[int] = field(default_factory=list)
+    per_kind: dict[str, dict[str, int]] = field(default_factory=dict)
 
     @property
     def masked_fraction(self) -> float:
@@ -154,12 +194,19 @@ class TokenizeStats:
         return record
 
 
-def tokenize_dataset(ds: Any, tokenizer: Any, max_seq_length: int | None = None, progress: bool = True):
+def row_kind(row: dict) -> str:
+    """revision / direct / good (the `kind` column), general (`source`), or "?"."""
+    return str(row.get("kind") or row.get("source") or "?")
+
+
+def tokenize_dataset(ds: Any, tokenizer: Any, max_seq_length: int | None = None, progress: bool = True,
+                     allow_kind_dropped: bool = False):
     """Tokenize a dataset (or list of rows) with a `messages` column.
 
     Returns (datasets.Dataset with input_ids/attention_mask/labels/num_tokens/num_trained
     plus the source row index `source_index`, TokenizeStats). Examples whose truncation (or
-    flags) leaves no trained token are dropped and counted."""
+    flags) leaves no trained token are dropped and counted per kind; raises KindDropped when
+    every row of a kind is dropped (unless `allow_kind_dropped`)."""
     from datasets import Dataset
     from tqdm.auto import tqdm
 
@@ -172,16 +219,30 @@ def tokenize_dataset(ds: Any, tokenizer: Any, max_seq_length: int | None = None,
         if "messages" not in row:
             raise KeyError(f"row {index}: no 'messages' column; columns are {sorted(row)}")
         example = tokenize_conversation(tokenizer, row["messages"], max_seq_length)
-        stats.truncated += example["truncated"]
+        kind = stats.per_kind.setdefault(row_kind(row), {"rows": 0, "kept": 0, "truncated": 0, "dropped": 0,
+                                                         "trained_tokens": 0})
+        kind["rows"] += 1
         if example["num_trained"] == 0:
             stats.dropped_no_trained_tokens += 1
             stats.dropped_indices.append(index)
+            kind["dropped"] += 1
             continue
+        stats.truncated += example["truncated"]
+        stats.tail_cut += example["tail_cut"]
+        kind["kept"] += 1
+        kind["truncated"] += example["truncated"]
+        kind["trained_tokens"] += example["num_trained"]
         for key in out:
             out[key].append(index if key == "source_index" else example[key])
         stats.tokens += example["num_tokens"]
         stats.trained_tokens += example["num_trained"]
     stats.examples_kept = len(out["input_ids"])
+    lost = sorted(name for name, kind in stats.per_kind.items() if kind["rows"] and not kind["kept"])
+    if lost and not allow_kind_dropped:
+        raise KindDropped(
+            f"every {' and every '.join(lost)} row was dropped: no trained token fits max_seq_length="
+            f"{max_seq_length} even with the oldest turns removed ({stats.per_kind}); raise max_seq_length "
+            "(the instruction, the task and the last turn must fit)")
     return Dataset.from_dict(out), stats
 
 

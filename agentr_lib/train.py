@@ -10,7 +10,11 @@ Two backends, one data path and one output layout:
   16-bit model.
 
 Outputs in out_dir: `adapter/` (LoRA only), `merged/` (the full model the next iteration
-samples with, tokenizer saved beside it), `train_metrics.json`.
+samples with, tokenizer saved beside it), `train_metrics.json`. Its `data` entry says what
+tokenization kept: `per_kind[kind]` counts rows in, kept, truncated (oldest turns dropped as at
+inference, see agentr_lib.data) and dropped; a kind dropped entirely raises data.KindDropped.
+`tokens_per_s` is tokens seen (trained + masked context) per second of the training loop
+(`seconds`), loading and saving excluded.
 
 Unsloth must be imported before transformers/peft, and never on a CPU machine: this module
 imports neither at top level, and `select_backend("auto")` only looks for the package.
@@ -338,7 +342,8 @@ def train_sft(base_model: str | os.PathLike, dataset: Any, out_dir: str | os.Pat
 
         shutil.copytree(base_model, out_dir / "merged", dirs_exist_ok=True)
         metrics = {"steps": 0, "curve": [], "tokens_trained": 0, "tokens_per_s": None, "final_loss": None,
-                   "masked_fraction": None, "note": "no training rows: the model is carried over unchanged",
+                   "masked_fraction": None, "data": {"examples_in": 0, "examples_kept": 0, "per_kind": {}},
+                   "note": "no training rows: the model is carried over unchanged",
                    "backend": name, "backend_reason": reason, "init_from": config.init_from,
                    "base_model": str(base_model), "outputs": {"adapter": None, "merged": str(out_dir / "merged")}}
         atomic_write_json(out_dir / "train_metrics.json", metrics)

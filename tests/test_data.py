@@ -98,21 +98,76 @@ def test_missing_loss_flag_trains_assistant_turns_only(tokenizer):
     assert trained.startswith("Ok.") and "birch" in trained and "Could not" not in trained
 
 
-def test_truncation_keeps_the_start_and_drops_examples_without_trained_tokens(tokenizer):
+def _trained_text(tokenizer, example) -> str:
+    return tokenizer.decode([i for i, l in zip(example["input_ids"], example["labels"]) if l != IGNORE_INDEX])
+
+
+def test_truncation_drops_the_oldest_turns_as_inference_does(tokenizer):
+    """A long revision row loses its oldest turns after the first observation (the masked bad
+    segment), not its tail: the revision signal and the good continuation stay trained, and
+    the kept conversation is exactly what agent.truncate_messages would show the model."""
+    from agentr_lib.agent import truncate_messages
+
     messages = revision_trajectory()
     full = tokenize_conversation(tokenizer, messages)
-    first_trained = next(i for i, l in enumerate(full["labels"]) if l != IGNORE_INDEX)
+    without_first_pair = messages[:3] + messages[5:]
+    budget = len(tokenize_conversation(tokenizer, without_first_pair)["input_ids"])
+    assert budget < full["num_tokens"]
+    cut = tokenize_conversation(tokenizer, messages, max_seq_length=budget)
+    assert cut["truncated"] and cut["turns_dropped"] == 2 and not cut["tail_cut"]
+    assert cut["input_ids"] == tokenize_conversation(tokenizer, without_first_pair)["input_ids"]
+    count = lambda m: len(tokenize_conversation(tokenizer, m)["input_ids"])  # noqa: E731
+    assert len(truncate_messages(messages, count, budget)) == len(messages) - 2
+    assert cut["input_ids"][: 5] == full["input_ids"][: 5], "the instruction is kept"
+    assert "Goal: craft 4 oak planks" in tokenizer.decode(cut["input_ids"]), "the task is kept"
+    assert _trained_text(tokenizer, cut) == _trained_text(tokenizer, full), "every trained turn survives"
+    assert "get 1 birch log" not in tokenizer.decode(cut["input_ids"]), "the oldest bad turn went first"
+    assert cut["num_trained"] == full["num_trained"] and cut["num_tokens"] <= budget
+
+
+def test_only_what_cannot_fit_is_tail_cut_and_untrained_rows_are_dropped(tokenizer):
+    messages = revision_trajectory()
+    minimal = messages[:3] + messages[-1:]  # the opening turns + the last (trained) turn
+    minimal_tokens = tokenize_conversation(tokenizer, minimal)
+    first_trained = next(i for i, l in enumerate(minimal_tokens["labels"]) if l != IGNORE_INDEX)
     cut = tokenize_conversation(tokenizer, messages, max_seq_length=first_trained + 5)
-    assert cut["truncated"] and cut["input_ids"] == full["input_ids"][: first_trained + 5]
-    assert cut["num_trained"] == 5
+    assert cut["tail_cut"] and cut["turns_dropped"] == len(messages) - len(minimal)
+    assert cut["input_ids"] == minimal_tokens["input_ids"][: first_trained + 5] and cut["num_trained"] == 5
     none = tokenize_conversation(tokenizer, messages, max_seq_length=first_trained)
     assert none["num_trained"] == 0
-    rows = [{"messages": messages}, {"messages": messages[:3]}]  # the 2nd trains nothing ("Ok." has loss False)
-    ds, stats = tokenize_dataset(rows, tokenizer, max_seq_length=first_trained + 5, progress=False)
-    assert len(ds) == 1 and stats.dropped_no_trained_tokens == 1 and stats.dropped_indices == [1]
-    assert stats.truncated == 1  # the short row fits
-    assert ds["source_index"] == [0] and max(len(x) for x in ds["input_ids"]) <= first_trained + 5
-    assert 0 < stats.masked_fraction < 1
+    short = tokenize_conversation(tokenizer, messages[:3])
+    assert not short["truncated"] and not short["tail_cut"] and short["turns_dropped"] == 0
+
+
+def test_rows_kept_truncated_and_dropped_are_counted_per_kind(tokenizer):
+    messages = revision_trajectory()
+    long_budget = tokenize_conversation(tokenizer, messages)["num_tokens"] - 1
+    rows = [{"messages": messages, "kind": "revision"},
+            {"messages": messages[:3] + messages[9:], "kind": "good"},  # fits
+            {"messages": messages[:3], "kind": "good"},  # trains nothing ("Ok." has loss False)
+            {"messages": messages[:3] + messages[-1:], "source": "general"}]
+    ds, stats = tokenize_dataset(rows, tokenizer, max_seq_length=long_budget, progress=False)
+    assert len(ds) == 3 and ds["source_index"] == [0, 1, 3]
+    assert stats.dropped_no_trained_tokens == 1 and stats.dropped_indices == [2] and stats.truncated == 1
+    assert stats.per_kind["revision"] == {"rows": 1, "kept": 1, "truncated": 1, "dropped": 0,
+                                          "trained_tokens": ds["num_trained"][0]}
+    assert {k: stats.per_kind["good"][k] for k in ("rows", "kept", "truncated", "dropped")} == \
+        {"rows": 2, "kept": 1, "truncated": 0, "dropped": 1}
+    assert stats.per_kind["general"]["kept"] == 1
+    assert stats.to_dict()["per_kind"] == stats.per_kind
+    assert max(len(x) for x in ds["input_ids"]) <= long_budget and 0 < stats.masked_fraction < 1
+
+
+def test_a_kind_dropped_entirely_is_an_error(tokenizer):
+    from agentr_lib.data import KindDropped
+
+    messages = revision_trajectory()
+    opening = tokenize_conversation(tokenizer, messages[:3])["num_tokens"]
+    rows = [{"messages": messages, "kind": "revision"}, {"messages": messages[:3], "kind": "good"}]
+    with pytest.raises(KindDropped, match="every good and every revision row was dropped"):
+        tokenize_dataset(rows, tokenizer, max_seq_length=opening, progress=False)
+    _, stats = tokenize_dataset(rows, tokenizer, max_seq_length=opening, progress=False, allow_kind_dropped=True)
+    assert stats.per_kind["revision"]["dropped"] == 1 and stats.examples_kept == 0
 
 
 def test_a_template_that_is_not_prefix_stable_raises_a_clear_error(tokenizer):

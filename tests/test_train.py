@@ -75,6 +75,29 @@ def test_raw_message_rows_are_tokenised_by_train_sft(micro, tmp_path):
     assert (tmp_path / "raw" / "merged" / "config.json").exists()
 
 
+def test_train_metrics_count_rows_per_kind_and_a_kind_dropped_entirely_fails(micro, tmp_path):
+    from agentr_lib.data import KindDropped, tokenize_conversation
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(micro)
+    long_rows = [dict(row, kind="revision") for row in rows()[:2]]
+    good_rows = [dict(row, kind="good", messages=row["messages"][:3] + row["messages"][-1:]) for row in rows()[2:]]
+    good_tokens = max(tokenize_conversation(tokenizer, row["messages"])["num_tokens"] for row in good_rows)
+    config = SFTConfig(lora=False, max_steps=1, batch_size=2, progress=False, max_seq_length=good_tokens)
+    metrics = train_sft(micro, long_rows + good_rows, tmp_path / "kinds", config, backend="hf")
+    saved = json.loads((tmp_path / "kinds" / "train_metrics.json").read_text())["data"]["per_kind"]
+    assert metrics["data"]["per_kind"] == saved
+    assert {k: saved["revision"][k] for k in ("rows", "kept", "truncated", "dropped")} == \
+        {"rows": 2, "kept": 2, "truncated": 2, "dropped": 0}, "long revision rows lose old turns, not all targets"
+    assert {k: saved["good"][k] for k in ("rows", "kept", "truncated", "dropped")} == \
+        {"rows": 2, "kept": 2, "truncated": 0, "dropped": 0}
+    instruction = tokenize_conversation(tokenizer, rows()[0]["messages"][:1])["num_tokens"]  # before any target
+    tight = SFTConfig(lora=False, max_steps=1, batch_size=2, progress=False, max_seq_length=instruction)
+    with pytest.raises(KindDropped, match="every good and every revision row was dropped"):
+        train_sft(micro, long_rows + good_rows, tmp_path / "tight", tight, backend="hf")
+    assert not (tmp_path / "tight" / "merged").exists()
+
+
 def test_trained_token_loss_equals_the_full_causal_lm_loss_with_and_without_lora(micro):
     from peft import LoraConfig, get_peft_model
     from transformers import AutoModelForCausalLM, AutoTokenizer
