@@ -51,6 +51,22 @@ def _finish(fig: plt.Figure, title: str, meta: dict) -> plt.Figure:
     return fig
 
 
+#: legend entry of this run's error bars
+INTERVAL_LABEL = "this run: 95% bootstrap interval over the test goals"
+
+
+def _error_bars(ax: plt.Axes, x, frame: pd.DataFrame, colour: str) -> None:
+    """Error bars of this run's points: the 95% bootstrap interval over goals (score_lo,
+    score_hi from results.collect_run); nothing when the run has no per-episode logs."""
+    if "score_lo" not in frame or frame["score_lo"].isna().all():
+        return
+    below = (frame["score"] - frame["score_lo"]).clip(lower=0).fillna(0)
+    above = (frame["score_hi"] - frame["score"]).clip(lower=0).fillna(0)
+    first = INTERVAL_LABEL not in ax.get_legend_handles_labels()[1]
+    ax.errorbar(x, frame["score"], yerr=[below.to_numpy(), above.to_numpy()], fmt="none", ecolor=colour,
+                elinewidth=1, capsize=3, alpha=0.6, zorder=2, clip_on=False, label=INTERVAL_LABEL if first else None)
+
+
 def _paper_table6(paper: dict, mode: str = "M") -> pd.DataFrame:
     rows = [row for row in paper["table6_single_vs_multi"] if row["mode"] == mode]
     return pd.DataFrame(rows).melt(id_vars=["method", "iteration", "mode"], var_name="env", value_name="score")
@@ -70,6 +86,7 @@ def figure3_training_trajectories(scores: pd.DataFrame, paper: dict, meta: dict)
             ours = pd.concat([base[base["env"] == env], ours[ours["method"] == method]]).sort_values("iteration")
             ax.plot(ours["iteration"], ours["score"], marker="o", color=METHOD_COLOURS[method],
                     label=f"{METHOD_TITLES[method]} (this run)")
+            _error_bars(ax, ours["iteration"], ours, METHOD_COLOURS[method])
             theirs = paper_rows[(paper_rows["method"] == method) & (paper_rows["env"] == env)]
             if not theirs.empty:
                 ax.plot(theirs["iteration"], theirs["score"], ls="--", marker="x", alpha=0.6,
@@ -120,6 +137,7 @@ def figure6_training_methods(scores: pd.DataFrame, paper: dict, meta: dict) -> p
             ax.plot(group["iteration"], group["score"], marker="o" if mode == "M" else "s",
                     ls="-" if mode == "M" else ":", color=METHOD_COLOURS[method],
                     label=f"{METHOD_TITLES[method]}, {mode} (this run)")
+            _error_bars(ax, group["iteration"], group, METHOD_COLOURS[method])
         for (method, mode), group in paper_rows[paper_rows["env"] == env].groupby(["method", "mode"]):
             ax.plot(group["iteration"], group["score"], ls="--", alpha=0.45, marker="x",
                     color=METHOD_COLOURS[method], label=f"{METHOD_TITLES[method]}, {mode} ({PAPER_LABEL})")
@@ -138,6 +156,36 @@ def _with_average(table: pd.DataFrame, envs: list[str]) -> pd.DataFrame:
     return table.rename(columns=ENV_TITLES).round(2)
 
 
+def _model_intervals(rows: pd.DataFrame, averages: pd.DataFrame | None = None) -> dict[str, tuple]:
+    """{column: (lo, hi)} of one model's rows (one per env; columns env, score_lo, score_hi),
+    keyed by the tables' column titles; "Avg" from `averages` (the bootstrap stratified by
+    env, results.collect_run) or, with one env, that env's interval."""
+    if "score_lo" not in rows:
+        return {}
+    cells = {ENV_TITLES.get(r["env"], r["env"]): (r["score_lo"], r["score_hi"]) for _, r in rows.iterrows()}
+    if averages is not None and not averages.empty and not rows.empty:
+        first = rows.iloc[0]
+        match = averages[(averages["variant"] == first["variant"]) & (averages["iteration"] == first["iteration"])]
+        if len(match) == 1 and len(rows) == match["envs"].iloc[0]:
+            cells["Avg"] = (match["score_lo"].iloc[0], match["score_hi"].iloc[0])
+    elif len(cells) == 1:
+        cells["Avg"] = next(iter(cells.values()))
+    return cells
+
+
+def with_intervals(table: pd.DataFrame, intervals: dict) -> pd.DataFrame:
+    """This run's cells written "score [lo, hi]" (95% bootstrap interval over the test goals,
+    x100); `intervals`: {row label: {column: (lo, hi)}}. Cells without an interval (the
+    paper's, or a run without per-episode logs) stay plain numbers."""
+    table = table.astype(object)
+    for label, cells in intervals.items():
+        for column, (lo, hi) in cells.items():
+            value = table.at[label, column] if column in table.columns else None
+            if value is not None and pd.notna(value) and pd.notna(lo) and pd.notna(hi):
+                table.at[label, column] = f"{value:.2f} [{lo:.1f}, {hi:.1f}]"
+    return table
+
+
 def table1_trajectories(counts: pd.DataFrame, paper: dict) -> pd.DataFrame:
     """Revision / good trajectories per iteration (Agent-R data), ours next to the paper's.
     `counts`: columns env, iteration, revision, good."""
@@ -153,23 +201,27 @@ def table1_trajectories(counts: pd.DataFrame, paper: dict) -> pd.DataFrame:
     return pd.DataFrame(rows).set_index(["env", "iteration"])
 
 
-def table2_main(scores: pd.DataFrame, paper: dict, model_label: str) -> pd.DataFrame:
+def table2_main(scores: pd.DataFrame, paper: dict, model_label: str,
+                averages: pd.DataFrame | None = None) -> pd.DataFrame:
     """Our rows (base model and the last iteration of each multi-task method) under the
-    paper's rows, average final score x 100."""
+    paper's rows, average final score x 100; ours with their 95% intervals when `scores`
+    has them (score_lo, score_hi; `averages` gives the Avg column's)."""
     envs = sorted(scores["env"].unique())
     multi = scores[scores["mode"] == "M"]
     last = multi["iteration"].max()
-    ours = []
+    ours, intervals = [], {}
     base = multi[multi["iteration"] == 0].pivot_table(index="method", columns="env", values="score")
     for _, row in base.iterrows():
         ours.append({"model": f"{model_label} (this run, base)", **row.to_dict()})
+        intervals[ours[-1]["model"]] = _model_intervals(multi[multi["iteration"] == 0], averages)
     for method in [m for m in METHOD_TITLES if m in set(multi["method"])]:
         final = multi[(multi["method"] == method) & (multi["iteration"] == last)]
         ours.append({"model": f"+ {METHOD_TITLES[method]} iter {last} (this run)",
                      **final.set_index("env")["score"].to_dict()})
+        intervals[ours[-1]["model"]] = _model_intervals(final, averages)
     paper_rows = [{"model": f"{name} ({PAPER_LABEL.split(', ')[0]})", **{e: v[e] for e in envs if e in v}}
                   for name, v in paper["table2_main"].items()]
-    return _with_average(pd.DataFrame(paper_rows + ours).set_index("model"), envs)
+    return with_intervals(_with_average(pd.DataFrame(paper_rows + ours).set_index("model"), envs), intervals)
 
 
 def table3_revision(revision_scores: pd.DataFrame, paper: dict) -> pd.DataFrame:
@@ -177,19 +229,25 @@ def table3_revision(revision_scores: pd.DataFrame, paper: dict) -> pd.DataFrame:
     `revision_scores`: columns model, env, score (x100)."""
     envs = sorted(revision_scores["env"].unique())
     ours = revision_scores.pivot_table(index="model", columns="env", values="score", sort=False)
+    intervals = {f"{name} (this run)": _model_intervals(revision_scores[revision_scores["model"] == name])
+                 for name in ours.index}
     ours.index = [f"{name} (this run)" for name in ours.index]
     theirs = pd.DataFrame(paper["table3_revision_ability"]).T[envs]
     theirs.index = [f"{name} (paper)" for name in theirs.index]
-    return _with_average(pd.concat([theirs, ours]).rename_axis("model"), envs)
+    return with_intervals(_with_average(pd.concat([theirs, ours]).rename_axis("model"), envs), intervals)
 
 
-def table6_single_multi(scores: pd.DataFrame, paper: dict) -> pd.DataFrame:
-    """Single-task (S) vs multi-task (M) per method and iteration, ours beside the paper's."""
+def table6_single_multi(scores: pd.DataFrame, paper: dict, averages: pd.DataFrame | None = None) -> pd.DataFrame:
+    """Single-task (S) vs multi-task (M) per method and iteration, ours beside the paper's;
+    ours with their 95% intervals when `scores` has them (the S rows' Avg mixes several
+    single-task models, so it has none unless the run has one env)."""
     envs = sorted(scores["env"].unique())
     trained = scores[scores["method"].isin(["agent_r", "direct_revision"]) & (scores["iteration"] > 0)]
     ours = trained.pivot_table(index=["method", "iteration", "mode"], columns="env", values="score").reset_index()
     ours["source"] = "this run"
+    intervals = {(method, iteration, mode, "this run"): _model_intervals(group, averages if mode == "M" else None)
+                 for (method, iteration, mode), group in trained.groupby(["method", "iteration", "mode"])}
     theirs = pd.DataFrame(paper["table6_single_vs_multi"])[["method", "iteration", "mode", *envs]]
     theirs["source"] = PAPER_LABEL
     table = pd.concat([theirs, ours]).set_index(["method", "iteration", "mode", "source"]).sort_index()
-    return _with_average(table, envs)
+    return with_intervals(_with_average(table, envs), intervals)
