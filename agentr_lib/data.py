@@ -99,11 +99,11 @@ def tokenize_conversation(tokenizer: Any, messages: Sequence[dict], max_seq_leng
 
     Longer than `max_seq_length`: the oldest turns after the first observation are dropped
     (`agent.truncate_messages`, as at inference); if the rest still does not fit, the tail is
-    cut. Returns also `num_tokens`, `num_trained`, `truncated` (bool), `turns_dropped`
-    (messages removed from the middle) and `tail_cut` (bool). `num_trained` may be 0 (the
+    cut. Returns also `num_tokens`, `num_trained`, `truncated` (bool), `messages_dropped`
+    (messages removed after the first observation: two per turn) and `tail_cut` (bool). `num_trained` may be 0 (the
     caller drops such examples)."""
     example = _tokenize_full(tokenizer, messages)
-    turns_dropped = 0
+    messages_dropped = 0
     if max_seq_length is not None and example["num_tokens"] > max_seq_length:
         from .agent import truncate_messages
 
@@ -111,8 +111,8 @@ def tokenize_conversation(tokenizer: Any, messages: Sequence[dict], max_seq_leng
             return len(tokenizer(_render(tokenizer, candidate), add_special_tokens=False)["input_ids"])
 
         kept = truncate_messages(list(messages), count_tokens, max_seq_length)
-        turns_dropped = len(messages) - len(kept)
-        if turns_dropped:
+        messages_dropped = len(messages) - len(kept)
+        if messages_dropped:
             example = _tokenize_full(tokenizer, kept)
     ids, labels = example["input_ids"], example["labels"]
     tail_cut = max_seq_length is not None and len(ids) > max_seq_length
@@ -124,8 +124,8 @@ def tokenize_conversation(tokenizer: Any, messages: Sequence[dict], max_seq_leng
         "labels": labels,
         "num_tokens": len(ids),
         "num_trained": sum(label != IGNORE_INDEX for label in labels),
-        "truncated": bool(turns_dropped or tail_cut),
-        "turns_dropped": turns_dropped,
+        "truncated": bool(messages_dropped or tail_cut),
+        "messages_dropped": messages_dropped,
         "tail_cut": tail_cut,
     }
 

@@ -11,13 +11,30 @@ from .llm.base import Message
 _ROLE_COLOURS = {"user": "#eef3fb", "assistant": "#eefbf0", "system": "#f5f5f5"}
 
 
+def shorten_middle(content: str, max_chars: int) -> str:
+    """`content` with its middle replaced by "[... N lines ...]" (or "[...]") so that about
+    `max_chars` characters remain; cuts fall on line breaks where there are any, else on
+    spaces, never inside a word."""
+    if len(content) <= max_chars:
+        return content
+    half = max_chars // 2
+    head, tail = content[:half], content[len(content) - half:]
+    head_cut = max(head.rfind("\n"), 0) or max(head.rfind(" "), 0) or half
+    tail_break = tail.find("\n")
+    tail_start = tail_break + 1 if tail_break != -1 else (tail.find(" ") + 1 if " " in tail else 0)
+    head, tail = content[:head_cut], tail[tail_start:]
+    hidden = content[len(head):len(content) - len(tail)]
+    lines = hidden.strip("\n").count("\n") + 1
+    marker = f"[... {lines} lines ...]" if "\n" in hidden.strip("\n") else "[...]"
+    return f"{head.rstrip()}\n{marker}\n{tail.lstrip()}"
+
+
 def transcript(messages: list[Message], width: int = 100, max_chars: int = 600) -> str:
-    """A readable plain-text transcript; long observations are shortened in the middle."""
+    """A readable plain-text transcript; long observations are shortened in the middle (at
+    line breaks, never inside a word)."""
     lines = []
     for message in messages:
-        content = message["content"]
-        if len(content) > max_chars:
-            content = content[: max_chars // 2] + "\n[...]\n" + content[-max_chars // 2:]
+        content = shorten_middle(message["content"], max_chars)
         label = {"user": "ENV  ", "assistant": "AGENT", "system": "SYS  "}.get(message["role"], message["role"])
         if message.get("loss") is False and message["role"] == "assistant":
             label += " (no loss)"
@@ -35,9 +52,7 @@ def chat_html(messages: list[Message], highlight: str | None = None, max_chars: 
     blocks = []
     for message in messages:
         role = message["role"]
-        content = message["content"]
-        if len(content) > max_chars:
-            content = content[: max_chars // 2] + "\n[...]\n" + content[-max_chars // 2:]
+        content = shorten_middle(message["content"], max_chars)
         trained = role == "assistant" and message.get("loss", True)
         style = [f"background:{_ROLE_COLOURS.get(role, '#fff')}", "padding:4px 8px", "margin:3px 0",
                  "border-radius:4px", "white-space:pre-wrap", "font-family:monospace", "font-size:12px"]
@@ -53,9 +68,11 @@ def chat_html(messages: list[Message], highlight: str | None = None, max_chars: 
 
 
 def draw_tree(tree, ax=None, max_nodes: int = 400):
-    """Draw an MCTS tree: x = leaf order, y = depth; nodes coloured by mean value W/N
-    (red 0 .. green 1), terminal leaves annotated with their final reward."""
+    """Draw an MCTS tree: x = leaf order, y = depth (root on top, integer ticks); nodes
+    coloured by mean value W/N (red 0 .. green 1), terminal leaves annotated with their final
+    reward. Returns the axes."""
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
 
     if ax is None:
         _, ax = plt.subplots(figsize=(10, 4))
@@ -71,7 +88,7 @@ def draw_tree(tree, ax=None, max_nodes: int = 400):
             next_x[0] += 1.0
         else:
             x = sum(place(child) for child in kids) / len(kids)
-        positions[node.id] = (x, -node.depth)
+        positions[node.id] = (x, node.depth)
         return x
 
     place(tree.root)
@@ -82,18 +99,22 @@ def draw_tree(tree, ax=None, max_nodes: int = 400):
             ax.plot([x0, x1], [y0, y1], color="#bbb", lw=0.6, zorder=1)
     drawn = [node for node in tree.nodes if node.id in positions]
     ax.scatter([positions[n.id][0] for n in drawn], [positions[n.id][1] for n in drawn],
-               c=[n.value for n in drawn], cmap=cmap, vmin=0, vmax=1, s=28, edgecolors="k", linewidths=0.3, zorder=2)
-    for node in drawn:
-        if node.terminal and not node.children:
-            x, y = positions[node.id]
-            ax.annotate(f"{node.score:.1f}", (x, y), textcoords="offset points", xytext=(0, -10),
-                        ha="center", fontsize=6)
-    ax.set_ylabel("depth (actions)")
+               c=[n.value for n in drawn], cmap=cmap, vmin=0, vmax=1, s=36, edgecolors="k", linewidths=0.3, zorder=2)
+    leaves = [node for node in drawn if node.terminal and not node.children]
+    for node in leaves:
+        x, y = positions[node.id]
+        ax.annotate(f"{node.score:.2g}", (x, y), textcoords="offset points", xytext=(0, -11),
+                    ha="center", va="top", fontsize=8)
+    deepest = max((positions[n.id][1] for n in drawn), default=0)
+    ax.set_ylim(deepest + 0.8, -0.4)  # root on top; room under the deepest leaves for their labels
+    ax.set_xlim(-0.6, max(next_x[0] - 0.4, 0.6))
+    ax.yaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set_ylabel("depth (actions from the root)")
     ax.set_xticks([])
-    ax.set_title(f"{tree.env} task {tree.task_id}: {len(tree.nodes)} nodes, colour = mean value W/N, "
-                 "numbers = leaf rewards", fontsize=9)
+    ax.set_xlabel(f"{len(leaves)} terminal leaves (numbers: final reward)")
+    ax.set_title(f"{tree.env} task {tree.task_id}: {len(tree.nodes)} nodes, colour = mean value W/N", fontsize=9)
     sm = plt.cm.ScalarMappable(cmap=cmap, norm=plt.Normalize(0, 1))
-    ax.figure.colorbar(sm, ax=ax, fraction=0.03, label="W/N")
+    ax.figure.colorbar(sm, ax=ax, fraction=0.03, label="mean value W/N")
     return ax
 
 

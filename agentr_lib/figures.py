@@ -2,26 +2,31 @@
 own logs (see `results.collect_run`) with the paper's published values beside ours.
 
 Every figure carries a caption naming this run's model, profile and data modes, and the
-paper's series are labelled "paper, Llama-3.1-8B" so the two are never confused."""
+paper's series are labelled "paper, Llama-3.1-8B" so the two are never confused.
+
+The backend is never chosen here: in a notebook (papermill included) figures show inline and
+are also saved; a script without a display falls back to Agg by itself."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import pandas as pd  # noqa: E402
-import seaborn as sns  # noqa: E402
+import matplotlib.pyplot as plt
+import pandas as pd
+import seaborn as sns
 
 PAPER_RESULTS = Path(__file__).resolve().parents[1] / "data" / "paper_results.json"
 ENV_TITLES = {"webshop": "WebShop", "sciworld": "SciWorld", "textcraft": "TextCraft"}
 METHOD_TITLES = {"agent_r": "Agent-R (revision + good)", "direct_revision": "Direct-Revision + good",
                  "good_only": "good only"}
 METHOD_COLOURS = {"agent_r": "#d62728", "direct_revision": "#1f77b4", "good_only": "#7f7f7f"}
+METHOD_MARKERS = {"agent_r": "o", "direct_revision": "s", "good_only": "D"}
 PAPER_LABEL = "paper, Llama-3.1-8B"
+SCORE_LABEL = "average final score (0-100)"
+#: this run's points are shifted sideways by this much per method, so that equal scores
+#: (several lines at 0, say) stay visible instead of hiding each other
+DODGE = 0.07
 
 
 def load_paper_results(path: str | Path = PAPER_RESULTS) -> dict:
@@ -44,11 +49,41 @@ def save_figure(fig: plt.Figure, figures_dir: str | Path, name: str) -> list[Pat
     return paths
 
 
-def _finish(fig: plt.Figure, title: str, meta: dict) -> plt.Figure:
+def _finish(fig: plt.Figure, title: str, meta: dict, note: str = "") -> plt.Figure:
     fig.suptitle(title, fontsize=12)
-    fig.text(0.5, -0.02, caption(meta), ha="center", va="top", fontsize=8, color="#444")
     fig.tight_layout()
+    fig.text(0.5, -0.01, caption(meta) + (f"\n{note}" if note else ""), ha="center", va="top", fontsize=8,
+             color="#444")
     return fig
+
+
+def _dodge(methods: list[str]) -> dict[str, float]:
+    """Sideways offset per method, centred on the iteration."""
+    return {m: (i - (len(methods) - 1) / 2) * DODGE for i, m in enumerate(methods)}
+
+
+def _score_axis(ax: plt.Axes, iterations: list[int], xlabel: str) -> None:
+    """Integer iteration ticks; the y-axis starts a little below 0 so lines at 0 and their
+    markers are not hidden by the spine."""
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(SCORE_LABEL)
+    ax.set_xticks(iterations)
+    ax.set_xlim(min(iterations) - 0.35, max(iterations) + 0.35)
+    top = max(10.0, ax.get_ylim()[1])
+    ax.set_ylim(-0.04 * top, top)
+    ax.axhline(0, color="#ccc", lw=0.6, zorder=0)
+    ax.grid(axis="y", alpha=0.3)
+
+
+def _legend_right(fig: plt.Figure, axes) -> None:
+    """One legend for all panels, outside on the right (it never covers a line)."""
+    handles, labels = {}, {}
+    for ax in axes:
+        for handle, label in zip(*ax.get_legend_handles_labels()):
+            handles.setdefault(label, handle)
+            labels[label] = label
+    fig.legend(list(handles.values()), list(labels), loc="upper left", bbox_to_anchor=(1.0, 0.93), fontsize=7,
+               frameon=False)
 
 
 #: legend entry of this run's error bars
@@ -80,24 +115,25 @@ def figure3_training_trajectories(scores: pd.DataFrame, paper: dict, meta: dict)
     multi = scores[scores["mode"] == "M"]
     base = multi[multi["iteration"] == 0]
     paper_rows = _paper_table6(paper)
+    methods = [m for m in METHOD_TITLES if m in set(multi["method"])]
+    offsets = _dodge(methods)
     for ax, env in zip(axes[0], envs):
-        for method in [m for m in METHOD_TITLES if m in set(multi["method"])]:
+        for method in methods:
             ours = multi[(multi["env"] == env) & (multi["method"].isin([method, "base"]))]
             ours = pd.concat([base[base["env"] == env], ours[ours["method"] == method]]).sort_values("iteration")
-            ax.plot(ours["iteration"], ours["score"], marker="o", color=METHOD_COLOURS[method],
+            ax.plot(ours["iteration"] + offsets[method], ours["score"], marker=METHOD_MARKERS[method], ms=6,
+                    color=METHOD_COLOURS[method], clip_on=False, zorder=3,
                     label=f"{METHOD_TITLES[method]} (this run)")
-            _error_bars(ax, ours["iteration"], ours, METHOD_COLOURS[method])
+            _error_bars(ax, ours["iteration"] + offsets[method], ours, METHOD_COLOURS[method])
             theirs = paper_rows[(paper_rows["method"] == method) & (paper_rows["env"] == env)]
             if not theirs.empty:
-                ax.plot(theirs["iteration"], theirs["score"], ls="--", marker="x", alpha=0.6,
+                ax.plot(theirs["iteration"], theirs["score"], ls="--", marker="x", alpha=0.6, clip_on=False,
                         color=METHOD_COLOURS[method], label=f"{METHOD_TITLES[method]} ({PAPER_LABEL})")
         ax.set_title(ENV_TITLES.get(env, env))
-        ax.set_xlabel("iteration (0 = base model)")
-        ax.set_ylabel("average final score (x100)")
-        ax.set_xticks(sorted(multi["iteration"].unique()))
-        ax.set_ylim(bottom=0)
-    axes[0][0].legend(fontsize=7, loc="best")
-    return _finish(fig, "Figure 3: results of different training trajectories across iterations", meta)
+        _score_axis(ax, sorted(int(i) for i in multi["iteration"].unique()), "iteration (0 = base model)")
+    _legend_right(fig, axes[0])
+    return _finish(fig, "Figure 3: results of different training trajectories across iterations", meta,
+                   f"this run's points are shifted sideways by {DODGE} per method so equal scores stay visible")
 
 
 def figure4_loops(loops: pd.DataFrame, meta: dict) -> plt.Figure:
@@ -106,8 +142,8 @@ def figure4_loops(loops: pd.DataFrame, meta: dict) -> plt.Figure:
     fig, ax = plt.subplots(figsize=(7, 3.8))
     sns.barplot(data=loops, x="length", y="count", hue="model", ax=ax, palette="rocket")
     ax.set_xlabel("length of the repeated action sequence (actions)")
-    ax.set_ylabel("repetitions per trajectory")
-    ax.legend(fontsize=7, title=None)
+    ax.set_ylabel("repetitions per trajectory (mean)")
+    ax.legend(fontsize=7, title=None, loc="upper left", bbox_to_anchor=(1.0, 1.0), frameon=False)
     return _finish(fig, "Figure 4: loops (immediately repeated action blocks) per evaluation trajectory", meta)
 
 
@@ -119,35 +155,42 @@ def figure5_revision_length(lengths: pd.DataFrame, meta: dict) -> plt.Figure:
     fig, ax = plt.subplots(figsize=(6, 3.6))
     sns.barplot(data=summary, x="env", y="t_prime", hue="iteration", ax=ax, palette="crest")
     ax.set_xlabel("")
-    ax.set_ylabel("mean revision length (actions before the signal)")
-    ax.legend(title="iteration", fontsize=8)
+    ax.set_ylabel("mean revision length t'\n(actions before the signal)")
+    ax.legend(title="iteration", fontsize=8, loc="upper left", bbox_to_anchor=(1.0, 1.0), frameon=False)
     return _finish(fig, "Figure 5: average revision length per iteration (Agent-R)", meta)
+
+
+#: line style and marker per (source, mode): single-task (S) and multi-task (M) never share one
+MODE_STYLES = {("ours", "M"): ("-", None), ("ours", "S"): (":", "^"),
+               ("paper", "M"): ("--", "x"), ("paper", "S"): ("-.", "+")}
 
 
 def figure6_training_methods(scores: pd.DataFrame, paper: dict, meta: dict) -> plt.Figure:
     """Agent-R vs Direct-Revision, single-task (S) vs multi-task (M), across iterations:
-    this run (solid) and the paper's Table 6 (dashed)."""
+    this run (M solid, S dotted) and the paper's Table 6 (M dashed, S dash-dot)."""
     envs = sorted(scores["env"].unique())
     trained = scores[scores["method"].isin(["agent_r", "direct_revision"]) & (scores["iteration"] > 0)]
     fig, axes = plt.subplots(1, len(envs), figsize=(4.2 * len(envs), 3.6), squeeze=False)
     paper_rows = pd.concat([_paper_table6(paper, "S"), _paper_table6(paper, "M")])
+    groups = sorted(trained.groupby(["method", "mode"]).groups)
+    offsets = _dodge([f"{method}/{mode}" for method, mode in groups])
     for ax, env in zip(axes[0], envs):
         for (method, mode), group in trained[trained["env"] == env].groupby(["method", "mode"]):
             group = group.sort_values("iteration")
-            ax.plot(group["iteration"], group["score"], marker="o" if mode == "M" else "s",
-                    ls="-" if mode == "M" else ":", color=METHOD_COLOURS[method],
-                    label=f"{METHOD_TITLES[method]}, {mode} (this run)")
-            _error_bars(ax, group["iteration"], group, METHOD_COLOURS[method])
+            ls, marker = MODE_STYLES[("ours", mode)]
+            ax.plot(group["iteration"] + offsets[f"{method}/{mode}"], group["score"], ls=ls,
+                    marker=marker or METHOD_MARKERS[method], ms=6, color=METHOD_COLOURS[method], clip_on=False,
+                    zorder=3, label=f"{METHOD_TITLES[method]}, {mode} (this run)")
+            _error_bars(ax, group["iteration"] + offsets[f"{method}/{mode}"], group, METHOD_COLOURS[method])
         for (method, mode), group in paper_rows[paper_rows["env"] == env].groupby(["method", "mode"]):
-            ax.plot(group["iteration"], group["score"], ls="--", alpha=0.45, marker="x",
+            ls, marker = MODE_STYLES[("paper", mode)]
+            ax.plot(group["iteration"], group["score"], ls=ls, alpha=0.5, marker=marker, ms=7, clip_on=False,
                     color=METHOD_COLOURS[method], label=f"{METHOD_TITLES[method]}, {mode} ({PAPER_LABEL})")
         ax.set_title(ENV_TITLES.get(env, env))
-        ax.set_xlabel("iteration")
-        ax.set_ylabel("average final score (x100)")
-        ax.set_xticks([1, 2, 3])
-        ax.set_ylim(bottom=0)
-    axes[0][0].legend(fontsize=6, loc="best")
-    return _finish(fig, "Figure 6: training methods (S = single-task, M = multi-task)", meta)
+        _score_axis(ax, [1, 2, 3], "iteration")
+    _legend_right(fig, axes[0])
+    return _finish(fig, "Figure 6: training methods (S = single-task, M = multi-task)", meta,
+                   f"this run's points are shifted sideways by {DODGE} per line so equal scores stay visible")
 
 
 def _with_average(table: pd.DataFrame, envs: list[str]) -> pd.DataFrame:

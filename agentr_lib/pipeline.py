@@ -14,6 +14,7 @@ rerun of the same command resumes after a crash or Ctrl-C.
 from __future__ import annotations
 
 import argparse
+import os
 import platform
 import subprocess
 import sys
@@ -186,6 +187,19 @@ def _git_commit() -> str:
         return "unknown"
 
 
+def kernel_options() -> dict[str, Any]:
+    """papermill options for a local kernel: on POSIX it talks over Unix sockets (IPC), not TCP
+    on localhost -- no ports, and no "Kernel is running over TCP without encryption" warning
+    on the console for every step."""
+    if os.name != "posix":
+        return {}
+    from traitlets.config import Config
+
+    config = Config()
+    config.KernelManager.transport = "ipc"
+    return {"config": config}
+
+
 def execute_step(step: Step) -> None:
     """Run one notebook with papermill; a failing cell becomes StepFailed naming the notebook."""
     import papermill
@@ -196,6 +210,7 @@ def execute_step(step: Step) -> None:
         papermill.execute_notebook(
             str(NOTEBOOKS / f"{step.notebook}.ipynb"), str(step.executed_notebook),
             parameters=step.parameters, cwd=str(ROOT), progress_bar=False, kernel_name="python3",
+            **kernel_options(),
         )
     except PapermillExecutionError as err:
         raise StepFailed(

@@ -109,10 +109,12 @@ class TinySpec:
 
 SIZES: dict[str, TinySpec] = {
     "tiny": TinySpec(),
-    # seconds to build: what the tests use
+    # seconds to build: what the tests use. Context 2048 as tiny's: its 320-token vocabulary
+    # spends up to ~840 tokens on a TextCraft task alone, so 1024 positions did not hold a
+    # few turns of the smoke profile (transformers warned on every generate past them)
     "micro": TinySpec(
         size="micro", envs=("textcraft",), vocab_size=320, hidden_size=32, num_layers=1, num_heads=2, num_kv_heads=1,
-        intermediate_size=64, max_position=1024, textcraft_seeds=1, stages=1, max_train_tasks=6, epochs=1.0,
+        intermediate_size=64, max_position=2048, textcraft_seeds=1, stages=1, max_train_tasks=6, epochs=1.0,
         max_steps=4, batch_size=4, learning_rate=3e-3, eval_tasks=0, max_seq_length=512,
     ),
 }

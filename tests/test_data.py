@@ -114,7 +114,7 @@ def test_truncation_drops_the_oldest_turns_as_inference_does(tokenizer):
     budget = len(tokenize_conversation(tokenizer, without_first_pair)["input_ids"])
     assert budget < full["num_tokens"]
     cut = tokenize_conversation(tokenizer, messages, max_seq_length=budget)
-    assert cut["truncated"] and cut["turns_dropped"] == 2 and not cut["tail_cut"]
+    assert cut["truncated"] and cut["messages_dropped"] == 2 and not cut["tail_cut"]
     assert cut["input_ids"] == tokenize_conversation(tokenizer, without_first_pair)["input_ids"]
     count = lambda m: len(tokenize_conversation(tokenizer, m)["input_ids"])  # noqa: E731
     assert len(truncate_messages(messages, count, budget)) == len(messages) - 2
@@ -131,12 +131,12 @@ def test_only_what_cannot_fit_is_tail_cut_and_untrained_rows_are_dropped(tokeniz
     minimal_tokens = tokenize_conversation(tokenizer, minimal)
     first_trained = next(i for i, l in enumerate(minimal_tokens["labels"]) if l != IGNORE_INDEX)
     cut = tokenize_conversation(tokenizer, messages, max_seq_length=first_trained + 5)
-    assert cut["tail_cut"] and cut["turns_dropped"] == len(messages) - len(minimal)
+    assert cut["tail_cut"] and cut["messages_dropped"] == len(messages) - len(minimal)
     assert cut["input_ids"] == minimal_tokens["input_ids"][: first_trained + 5] and cut["num_trained"] == 5
     none = tokenize_conversation(tokenizer, messages, max_seq_length=first_trained)
     assert none["num_trained"] == 0
     short = tokenize_conversation(tokenizer, messages[:3])
-    assert not short["truncated"] and not short["tail_cut"] and short["turns_dropped"] == 0
+    assert not short["truncated"] and not short["tail_cut"] and short["messages_dropped"] == 0
 
 
 def test_rows_kept_truncated_and_dropped_are_counted_per_kind(tokenizer):

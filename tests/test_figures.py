@@ -10,6 +10,7 @@ import pytest
 from agentr_lib.pipeline import FIGURE_NOTEBOOKS
 from agentr_lib.profiles import load_profile
 from agentr_lib.results import collect_run, loops_per_model
+from notebook_checks import problems
 
 ROOT = Path(__file__).resolve().parents[1]
 ENVS = ["textcraft", "webshop"]
@@ -77,6 +78,7 @@ def test_figure_notebook_writes_its_files(notebook, fixture_run, tmp_path):
     for name in FIGURE_NOTEBOOKS[notebook]:
         path = figures_dir / name
         assert path.exists() and path.stat().st_size > 500, path
+    assert problems(tmp_path / f"{notebook}.ipynb") == [], "figure inline, no warning, no stray repr"
     if notebook == "14_tables":
         table2 = (figures_dir / "table2.md").read_text()
         assert "this run" in table2 and "63.91" in table2  # ours beside the paper's Agent-R row
