@@ -244,6 +244,22 @@ def table1_trajectories(counts: pd.DataFrame, paper: dict) -> pd.DataFrame:
     return pd.DataFrame(rows).set_index(["env", "iteration"])
 
 
+def table_sft_rows(sft: pd.DataFrame) -> pd.DataFrame:
+    """What each fine-tuning trained on, per row kind: "kept of rows (truncated, dropped)".
+    Truncated rows lost their oldest turns to fit max_seq_length (as at inference); dropped
+    rows had no trained token left. `sft`: RunResults.sft."""
+    if sft.empty:
+        return pd.DataFrame(columns=["method", "iteration"]).set_index(["method", "iteration"])
+    cells = sft.assign(cell=[f"{r.kept} of {r.rows} ({r.truncated} truncated, {r.dropped} dropped)"
+                             for r in sft.itertuples()])
+    table = cells.pivot_table(index=["variant", "iteration"], columns="kind", values="cell", aggfunc="first",
+                              sort=False).fillna("-")
+    order = ["revision", "direct", "good"]
+    table = table[sorted(table.columns, key=lambda kind: (order.index(kind) if kind in order else len(order), kind))]
+    table.columns = [f"{kind} rows" for kind in table.columns]
+    return table.rename_axis(index=["training run", "iteration"], columns=None)
+
+
 def table2_main(scores: pd.DataFrame, paper: dict, model_label: str,
                 averages: pd.DataFrame | None = None) -> pd.DataFrame:
     """Our rows (base model and the last iteration of each multi-task method) under the

@@ -46,6 +46,9 @@ class RunResults:
     manifest: dict = field(default_factory=dict)
     #: per-episode logs that were absent or inconsistent, so their scores have no interval
     no_intervals: list[str] = field(default_factory=list)
+    #: one row per fine-tuning and row kind (train_metrics.json "data.per_kind"): method,
+    #: variant, iteration, kind, rows, kept, truncated, dropped, trained_tokens
+    sft: pd.DataFrame = field(default_factory=pd.DataFrame)
 
 
 SCORE_COLUMNS = ["method", "variant", "mode", "iteration", "model", "env", "score", "score_lo", "score_hi",
@@ -54,6 +57,7 @@ REVISION_COLUMNS = ["method", "variant", "mode", "iteration", "model", "env", "s
 EPISODE_COLUMNS = ["method", "variant", "mode", "iteration", "model", "env", "key", "reward", "success",
                    "revision_turn"]
 LABELS = ["method", "variant", "mode", "iteration", "model"]
+SFT_COLUMNS = ["method", "variant", "iteration", "kind", "rows", "kept", "truncated", "dropped", "trained_tokens"]
 
 
 def has_revision_turn(record: dict) -> bool:
@@ -161,6 +165,7 @@ def collect_run(run_dir: str | Path) -> RunResults:
     missing: list[str] = []
     no_intervals: list[str] = []
     scores, revision, loops, counts, t_prime, episodes, trees = [], [], [], [], [], [], []
+    sft: list[dict] = []
     base_labels = {"method": "base", "variant": "base", "mode": "M", "iteration": 0, "model": "base model"}
     rows = _eval_rows(run_dir / "base" / "eval", base_labels, meta["envs"], missing, no_intervals)
     for bucket, new in zip((scores, revision, loops, episodes), rows):
@@ -179,6 +184,11 @@ def collect_run(run_dir: str | Path) -> RunResults:
                 for row in read_json(search_path).get("per_env", []):
                     trees.append({"method": method, "variant": variant, "iteration": iteration, "env": row["env"],
                                   "trees": row["trees"], "trees_with_success": row["trees_with_success"]})
+            sft_path = workdir / "sft" / "train_metrics.json"
+            if sft_path.exists():
+                for kind, row in read_json(sft_path).get("data", {}).get("per_kind", {}).items():
+                    sft.append({"method": method, "variant": variant, "iteration": iteration, "kind": kind,
+                                **{key: row.get(key, 0) for key in SFT_COLUMNS[4:]}})
             summary_path = workdir / "revision" / "summary.json"
             if not summary_path.exists():
                 missing.append(str(summary_path))
@@ -205,6 +215,7 @@ def collect_run(run_dir: str | Path) -> RunResults:
         trees=pd.DataFrame(trees, columns=["method", "variant", "iteration", "env", "trees", "trees_with_success"]),
         manifest=manifest,
         no_intervals=no_intervals,
+        sft=pd.DataFrame(sft, columns=SFT_COLUMNS),
     )
 
 

@@ -45,6 +45,9 @@ def fixture_run(tmp_path_factory) -> Path:
             for env in envs:
                 _write(workdir / "eval" / f"{env}.metrics.json", _metrics(10.0 + 10 * k + bonus, 2.0 / k))
                 _write(workdir / "eval" / f"{env}.revision.metrics.json", _metrics(5.0 + 5 * k, 1.0))
+            _write(workdir / "sft" / "train_metrics.json", {"data": {"per_kind": {
+                "revision": {"rows": 10 * k, "kept": 10 * k - 1, "truncated": 3, "dropped": 1, "trained_tokens": 99},
+                "good": {"rows": 3 * k, "kept": 3 * k, "truncated": 0, "dropped": 0, "trained_tokens": 50}}}})
             _write(workdir / "revision" / "summary.json", {
                 "counts": [{"env": env, "revision": 10 * k, "good": 3 * k, "direct": 0} for env in envs],
                 "t_prime": {env: [4 - k, 5 - k] for env in envs},
@@ -62,6 +65,9 @@ def test_collect_run_reads_every_step(fixture_run):
     assert set(single["variant"]) == {"agent_r-textcraft", "agent_r-webshop", "direct_revision-textcraft",
                                       "direct_revision-webshop"}
     assert results.t_prime.groupby("iteration")["t_prime"].mean().tolist() == [3.5, 2.5, 1.5]
+    revision = results.sft[(results.sft["variant"] == "agent_r") & (results.sft["kind"] == "revision")]
+    assert revision[["iteration", "rows", "kept", "truncated", "dropped"]].values.tolist() == [
+        [1, 10, 9, 3, 1], [2, 20, 19, 3, 1], [3, 30, 29, 3, 1]]
     loops = loops_per_model(results.loops)
     base_l1 = loops[(loops["model"] == "base model") & (loops["length"] == 1)]["count"].item()
     assert base_l1 == pytest.approx(2.0)
@@ -82,3 +88,7 @@ def test_figure_notebook_writes_its_files(notebook, fixture_run, tmp_path):
     if notebook == "14_tables":
         table2 = (figures_dir / "table2.md").read_text()
         assert "this run" in table2 and "63.91" in table2  # ours beside the paper's Agent-R row
+        sft_rows = (figures_dir / "sft_rows.md").read_text()
+        header = next(line for line in sft_rows.splitlines() if line.startswith("| training run"))
+        assert header.index("revision rows") < header.index("good rows"), header
+        assert "| 29 of 30 (3 truncated, 1 dropped) | 9 of 9 (0 truncated, 0 dropped) |" in sft_rows, sft_rows
