@@ -122,7 +122,8 @@ def _file_digest(path: Path, digest: Any) -> None:
 
 def fingerprint(path: str | os.PathLike, skip: Iterable[str] = ()) -> str | None:
     """A content digest of a file or a folder (names + bytes of every file below it; hidden
-    files, temp files and the top-level entries named in `skip` excluded), or None when the
+    files, temp files, the `cache-*.arrow` files that `datasets` adds beside a dataset its
+    reader filters, and the top-level entries named in `skip` excluded), or None when the
     path does not exist. Identifies what a step was computed from, wherever the run folder lives."""
     path = Path(path)
     if not path.exists():
@@ -132,7 +133,8 @@ def fingerprint(path: str | os.PathLike, skip: Iterable[str] = ()) -> str | None
 
     def counted(file: Path) -> bool:
         parts = file.relative_to(path).parts
-        return file.is_file() and parts[0] not in skip and not any(part.startswith(".") for part in parts)
+        derived = file.name.startswith("cache-") and file.suffix == ".arrow"
+        return file.is_file() and parts[0] not in skip and not derived and not any(p.startswith(".") for p in parts)
 
     files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if counted(p))
     for file in files:

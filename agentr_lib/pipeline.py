@@ -15,7 +15,10 @@ from __future__ import annotations
 
 import argparse
 import os
+import hashlib
+import json
 import platform
+import shutil
 import subprocess
 import sys
 import time
@@ -25,13 +28,13 @@ from pathlib import Path
 from typing import Any
 
 from .envs import ENV_NAMES
-from .io import atomic_write_json, read_json
-from .profiles import alpha_for, load_profile
+from .io import atomic_write_json, fingerprint, read_json
+from .llm.base import NOT_THE_MODEL
+from .profiles import METHODS, ProfileError, alpha_for, load_profile
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = ROOT / "notebooks"
 RUNS = ROOT / "data" / "runs"
-METHODS = ("agent_r", "direct_revision", "good_only")
 FIGURE_NOTEBOOKS = {
     "10_figure3_training_trajectories": ["figure3_training_trajectories.png", "figure3_training_trajectories.pdf"],
     "11_figure4_loops": ["figure4_loops.png", "figure4_loops.pdf"],
@@ -43,16 +46,22 @@ FIGURE_NOTEBOOKS = {
 
 @dataclass
 class Step:
-    """One notebook execution. `outputs` are the files whose existence proves it finished."""
+    """One notebook execution.
+
+    `outputs`: files whose existence proves the notebook ran to its end; `output_dirs`:
+    everything it writes (removed before a redo, so a redo never resumes stale files);
+    `inputs`: parameter names that name paths it reads (their content is part of its
+    fingerprint); `after_all`: it reads the whole run (figures), so any earlier step's new
+    outputs make it stale."""
 
     key: str
     notebook: str
     workdir: Path
     parameters: dict[str, Any]
     outputs: list[Path] = field(default_factory=list)
-    #: outputs outside the run folder (figures/<profile>/, committed to git): a fresh clone has
-    #: them from an older run, so they prove nothing unless this run's manifest also says done
-    outputs_shared: bool = False
+    output_dirs: list[Path] = field(default_factory=list)
+    inputs: tuple[str, ...] = ()
+    after_all: bool = False
 
     @property
     def kind(self) -> str:
@@ -61,12 +70,6 @@ class Step:
     @property
     def executed_notebook(self) -> Path:
         return self.workdir / f"{self.notebook}.ipynb"
-
-    def finished(self, record: dict | None = None) -> bool:
-        """All outputs exist (and, for shared outputs, this run's manifest `record` says done)."""
-        if self.outputs_shared and (record or {}).get("status") != "done":
-            return False
-        return self.outputs_exist()
 
     def outputs_exist(self) -> bool:
         return bool(self.outputs) and all(path.exists() for path in self.outputs)
@@ -110,13 +113,14 @@ def build_plan(profile: dict, run_dir: Path, figures_dir: Path) -> list[Step]:
             "PREFIXES_DIR": str(prefixes_dir) if ev["revision_prefixes"] else "",
             "MAKE_PREFIXES": make_prefixes and ev["revision_prefixes"], "SEED": seed,
             "OUT_DIR": str(workdir / "eval"),
-        }, [workdir / "eval" / "metrics.json"])
+        }, [workdir / "eval" / "metrics.json"], [workdir / "eval"],
+            inputs=("MODEL",) if make_prefixes else ("MODEL", "PREFIXES_DIR"))
 
     plan = [
         Step("setup", "00_environment_setup", setup_dir, {
             "ENVS": list(ENV_NAMES), "MODEL": profile["model"], "EXPERT_TASKS": 2, "SEED": seed,
             "OUT_DIR": str(setup_dir),
-        }, [setup_dir / "setup.json"]),
+        }, [setup_dir / "setup.json"]),  # the tiny model it builds is checked by its content downstream
         evaluation("base/eval", base_dir, base_model, "base", envs, make_prefixes=True),
     ]
     shared_first_trees = run_dir / "iter1-mcts"
@@ -139,14 +143,15 @@ def build_plan(profile: dict, run_dir: Path, figures_dir: Path) -> list[Step]:
                         "RESTORE": mcts["restore"], "BATCH_TREES": mcts["batch_trees"],
                         "MAX_NEW_TOKENS": mcts["max_new_tokens"], "SEED": seed + iteration,
                         "OUT_DIR": str(trees_dir.parent),
-                    }, [trees_dir.parent / "summary.json"]))
+                    }, [trees_dir.parent / "summary.json"], [trees_dir.parent], inputs=("MODEL",)))
             plan.append(Step(f"{variant}/iter{iteration}/revision", "02_revision_construction", workdir, {
                 "TREES_DIR": str(trees_dir), "METHOD": method, "ITERATION": iteration,
                 "ALPHA": alpha_for(profile, iteration), "BETA": rev["beta"], "VERIFIER": rev["verifier"],
                 "MODEL": sample_model, "BACKEND": profile["backend"],
                 "MAX_PAIRS_PER_TREE": rev["max_pairs_per_tree"], "REPLAY_CHECK": rev["replay_check"],
                 "SEED": seed + iteration, "OUT_DIR": str(workdir / "revision"),
-            }, [workdir / "revision" / "summary.json"]))
+            }, [workdir / "revision" / "summary.json"], [workdir / "revision"],
+                inputs=("TREES_DIR", "MODEL") if rev["verifier"] == "model" else ("TREES_DIR",)))
             init_model = sample_model if sft["init_from"] == "previous" else base_model
             plan.append(Step(f"{variant}/iter{iteration}/sft", "03_sft_unsloth", workdir, {
                 "INIT_MODEL": init_model, "INIT_FROM": sft["init_from"],
@@ -156,14 +161,15 @@ def build_plan(profile: dict, run_dir: Path, figures_dir: Path) -> list[Step]:
                 "LEARNING_RATE": sft["learning_rate"], "BATCH_SIZE": sft["batch_size"],
                 "MAX_SEQ_LENGTH": sft["max_seq_length"], "GENERAL_DATA": sft["general_data"] or "",
                 "ETA": sft["eta"], "SEED": seed + iteration, "OUT_DIR": str(workdir / "sft"),
-            }, [workdir / "sft" / "train_metrics.json", workdir / "sft" / "merged" / "config.json"]))
+            }, [workdir / "sft" / "train_metrics.json", workdir / "sft" / "merged" / "config.json"], [workdir / "sft"],
+                inputs=("INIT_MODEL", "DATASET_DIR")))
             sample_model = str(workdir / "sft" / "merged")
             plan.append(evaluation(f"{variant}/iter{iteration}/eval", workdir, sample_model,
                                    f"{variant} iter {iteration}", variant_envs, make_prefixes=False))
     for notebook, files in FIGURE_NOTEBOOKS.items():
         plan.append(Step(f"figures/{notebook}", notebook, run_dir / "figures", {
             "RUN_DIR": str(run_dir), "FIGURES_DIR": str(figures_dir),
-        }, [figures_dir / name for name in files], outputs_shared=True))
+        }, [figures_dir / name for name in files], after_all=True))
     return plan
 
 
@@ -190,13 +196,19 @@ def _git_commit() -> str:
 def kernel_options() -> dict[str, Any]:
     """papermill options for a local kernel: on POSIX it talks over Unix sockets (IPC), not TCP
     on localhost -- no ports, and no "Kernel is running over TCP without encryption" warning
-    on the console for every step."""
+    on the console for every step. The sockets get a prefix of their own in the temp folder:
+    jupyter's default (`kernel-ipc-N` in the working directory) made two pipelines started at
+    once pick the same sockets and talk to each other's kernels ("Invalid Signature")."""
     if os.name != "posix":
         return {}
+    import tempfile
+    import uuid
+
     from traitlets.config import Config
 
     config = Config()
     config.KernelManager.transport = "ipc"
+    config.KernelManager.ip = str(Path(tempfile.gettempdir()) / f"agentr-kernel-{os.getpid()}-{uuid.uuid4().hex[:8]}")
     return {"config": config}
 
 
@@ -224,6 +236,120 @@ def _clock(seconds: float) -> str:
     return f"{minutes}m{seconds:02d}s"
 
 
+# ---- what a step was computed from, and what it wrote ---------------------------------
+
+
+def marker_path(run_dir: Path, key: str) -> Path:
+    """The step's completion marker, written by the pipeline after all of its outputs."""
+    return run_dir / "steps" / f"{key.replace('/', '__')}.json"
+
+
+def _relative(value: Any, run_dir: Path) -> Any:
+    """Parameters with the run folder and the repository spelled as placeholders, so that a
+    moved or copied run folder fingerprints the same."""
+    if isinstance(value, str):
+        return value.replace(str(run_dir), "<run>").replace(str(ROOT), "<root>")
+    if isinstance(value, list):
+        return [_relative(item, run_dir) for item in value]
+    if isinstance(value, dict):
+        return {key: _relative(item, run_dir) for key, item in value.items()}
+    return value
+
+
+def inputs_fingerprint(step: Step, run_dir: Path, upstream: dict[str, dict]) -> str:
+    """A digest of what the step computes from: notebook, parameters, the content of its
+    input paths (a retrained model in the same folder is a new input) and, for steps that
+    read the whole run, every earlier step's outputs."""
+    record: dict[str, Any] = {
+        "notebook": step.notebook, "parameters": _relative(step.parameters, run_dir),
+        "inputs": {name: fingerprint(step.parameters[name], skip=NOT_THE_MODEL)
+                   for name in step.inputs if step.parameters.get(name)},
+    }
+    if step.after_all:
+        record["upstream"] = {key: marker.get("outputs") for key, marker in sorted(upstream.items())}
+    return hashlib.sha256(json.dumps(record, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def outputs_digest(step: Step, run_dir: Path) -> dict[str, str | None]:
+    """Content digests of what the step wrote (executed notebooks excluded: opening one in
+    Jupyter and saving it changes no result)."""
+    paths = step.output_dirs + [p for p in step.outputs if not any(d in p.parents for d in step.output_dirs)]
+    return {str(_relative(str(path), run_dir)): fingerprint(path) for path in paths}
+
+
+def step_state(step: Step, run_dir: Path, upstream: dict[str, dict]) -> tuple[str, str]:
+    """("done" | "stale" | "resume" | "todo", why) for a step, from its marker."""
+    path = marker_path(run_dir, step.key)
+    marker = read_json(path) if path.exists() else None
+    if marker is None:
+        return ("resume", "outputs of an unfinished run") if step.outputs_exist() else ("todo", "")
+    if marker.get("inputs") != inputs_fingerprint(step, run_dir, upstream):
+        return "stale", "its inputs changed (model, data or settings)"
+    if marker.get("status") != "done" or not step.outputs_exist():
+        return "resume", "interrupted"
+    if marker.get("outputs") != outputs_digest(step, run_dir):
+        return "resume", "its outputs were changed or damaged since it finished"
+    return "done", ""
+
+
+class RunLocked(RuntimeError):
+    """Another pipeline process holds the run folder."""
+
+
+class RunLock:
+    """An exclusive lock on a run folder (fcntl; released when the process ends, however it ends)."""
+
+    def __init__(self, run_dir: Path) -> None:
+        self.path = run_dir / ".lock"
+        self.handle: Any = None
+
+    def __enter__(self) -> "RunLock":
+        import fcntl
+        import os
+
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        handle = self.path.open("a+")
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            handle.seek(0)
+            holder = handle.read().strip() or "unknown process"
+            handle.close()
+            raise RunLocked(f"{self.path.parent} is in use by another pipeline ({holder}); wait for it to finish, "
+                            "or pass another --run-name") from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"pid {os.getpid()} on {platform.node()}, started {_now()}")
+        handle.flush()
+        self.handle = handle
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.handle.close()  # closing releases the flock
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def estimate_left(plan: list[Step], number: int, profile: dict, durations: dict[str, list[float]]) -> float | None:
+    """Seconds left after step `number` (1-based): each remaining step costs the mean of its
+    kind measured in this invocation, else the profile's expected minutes spread over the
+    plan's steps (set-up excluded: it builds the model once). None when nothing is known."""
+    work_steps = [step for step in plan if step.kind != "00"]
+    default = (profile["expected_minutes"] * 60.0 / len(work_steps)) if profile.get("expected_minutes") else None
+    total = 0.0
+    for later in plan[number:]:
+        measured = durations.get(later.kind)
+        if measured:
+            total += sum(measured) / len(measured)
+        elif default is not None:
+            total += default
+        else:
+            return None
+    return total
+
+
 def run_pipeline(
     profile: dict,
     run_name: str | None = None,
@@ -234,7 +360,12 @@ def run_pipeline(
     overrides_by_step: dict[str, dict] | None = None,
 ) -> Path:
     """Execute (or print) the plan; returns the run folder. `overrides_by_step` replaces
-    notebook parameters of named steps (tests inject a failing value this way)."""
+    notebook parameters of named steps (tests inject a failing value this way).
+
+    A step is skipped only when its marker says it finished from exactly the inputs it has
+    now and its outputs are as it left them; a stale step (or every step from `from_step`
+    on) has its outputs removed and runs afresh; an interrupted one runs again and resumes
+    from what it had written."""
     run_dir = Path(runs_root) / (run_name or profile["name"])
     figures_dir = Path(figures_dir) if figures_dir else ROOT / "figures" / profile["name"]
     plan = build_plan(profile, run_dir, figures_dir)
@@ -244,31 +375,62 @@ def run_pipeline(
     if from_step is not None and from_step not in keys:
         raise ValueError(f"--from-step {from_step!r} is not a step of this plan; steps: {', '.join(keys)}")
     redo_from = keys.index(from_step) if from_step else len(keys)
+    if dry_run:
+        upstream: dict[str, dict] = {}
+        for number, step in enumerate(plan, start=1):
+            state, why = step_state(step, run_dir, upstream)
+            if number - 1 >= redo_from:
+                state, why = "redo", "--from-step"
+            if marker_path(run_dir, step.key).exists():
+                upstream[step.key] = read_json(marker_path(run_dir, step.key))
+            print(f"[{number:2d}/{len(plan)}] {state:6s} {step.key:40s} {step.notebook}.ipynb -> {step.workdir}"
+                  + (f"  ({why})" if why else ""))
+        return run_dir
+    with RunLock(run_dir):
+        _execute_plan(plan, profile, run_dir, figures_dir, redo_from)
+    return run_dir
+
+
+def _execute_plan(plan: list[Step], profile: dict, run_dir: Path, figures_dir: Path, redo_from: int) -> None:
     manifest_path = run_dir / "run.json"
     manifest = read_json(manifest_path) if manifest_path.exists() else {"steps": {}}
-    if dry_run:
-        for number, step in enumerate(plan, start=1):
-            finished = step.finished(manifest["steps"].get(step.key))
-            state = "redo" if number - 1 >= redo_from else ("done" if finished else "todo")
-            print(f"[{number:2d}/{len(plan)}] {state:4s} {step.key:40s} {step.notebook}.ipynb -> {step.workdir}")
-        return run_dir
-
+    for key, record in manifest["steps"].items():  # a process killed mid-step left it "running"
+        if record.get("status") == "running":
+            record["status"] = "interrupted"
+            manifest.setdefault("interruptions", []).append({"step": key, "detected": _now()})
     manifest.update({
         "run": run_dir.name, "profile": profile["name"], "config": profile, "versions": _versions(),
-        "git_commit": _git_commit(), "figures_dir": str(figures_dir),
+        "git_commit": _git_commit(), "figures_dir": str(_relative(str(figures_dir), run_dir)),
     })
+    manifest.pop("finished", None)
+    atomic_write_json(manifest_path, manifest)
     started = time.monotonic()
     durations: dict[str, list[float]] = {}
+    upstream: dict[str, dict] = {}
     for number, step in enumerate(plan, start=1):
         record = manifest["steps"].setdefault(step.key, {})
-        if number - 1 < redo_from and step.finished(record):
-            record.setdefault("status", "done")
-            print(f"[{number:2d}/{len(plan)}] {step.key}: already done, skipped", flush=True)
+        label = f"[{number:2d}/{len(plan)}] {step.key}"
+        state, why = step_state(step, run_dir, upstream)
+        if number - 1 >= redo_from:
+            state, why = "stale", "--from-step"
+        if state == "done":
+            record["status"] = "done"
+            upstream[step.key] = read_json(marker_path(run_dir, step.key))
+            print(f"{label}: already done, skipped", flush=True)
             continue
-        record.update({"status": "running", "notebook": str(step.executed_notebook),
-                       "started": datetime.now(timezone.utc).isoformat(timespec="seconds")})
+        if state == "stale":
+            print(f"{label}: redoing ({why}): removing its old outputs", flush=True)
+            for folder in step.output_dirs:
+                shutil.rmtree(folder, ignore_errors=True)
+        elif state == "resume":
+            print(f"{label}: resuming ({why})", flush=True)
+        inputs = inputs_fingerprint(step, run_dir, upstream)
+        atomic_write_json(marker_path(run_dir, step.key), {"key": step.key, "status": "running", "inputs": inputs,
+                                                            "started": _now()})
+        record.update({"status": "running", "notebook": str(_relative(str(step.executed_notebook), run_dir)),
+                       "started": _now(), "error": None})
         atomic_write_json(manifest_path, manifest)
-        print(f"[{number:2d}/{len(plan)}] {step.key}: running {step.notebook} ...", flush=True)
+        print(f"{label}: running {step.notebook} ...", flush=True)
         step_start = time.monotonic()
         try:
             execute_step(step)
@@ -279,21 +441,25 @@ def run_pipeline(
         except BaseException as err:
             record.update({"status": "failed" if isinstance(err, Exception) else "interrupted",
                            "error": str(err), "seconds": round(time.monotonic() - step_start, 1)})
+            if not isinstance(err, Exception):
+                manifest.setdefault("interruptions", []).append({"step": step.key, "detected": _now()})
             atomic_write_json(manifest_path, manifest)
             raise
         seconds = time.monotonic() - step_start
+        marker = {"key": step.key, "status": "done", "inputs": inputs, "outputs": outputs_digest(step, run_dir),
+                  "finished": _now(), "seconds": round(seconds, 1)}
+        atomic_write_json(marker_path(run_dir, step.key), marker)  # last: it certifies everything above
+        upstream[step.key] = marker
         record.update({"status": "done", "seconds": round(seconds, 1), "error": None})
         if step.key == "setup":
             manifest["setup"] = read_json(step.outputs[0])
         atomic_write_json(manifest_path, manifest)
         durations.setdefault(step.kind, []).append(seconds)
-        mean_seconds = {kind: sum(times) / len(times) for kind, times in durations.items()}
-        remaining = sum(mean_seconds.get(later.kind, seconds) for later in plan[number:])
-        print(f"[{number:2d}/{len(plan)}] {step.key}: done in {_clock(seconds)} "
-              f"(elapsed {_clock(time.monotonic() - started)}, about {_clock(remaining)} left)", flush=True)
-    manifest["finished"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
+        left = estimate_left(plan, number, profile, durations)
+        print(f"{label}: done in {_clock(seconds)} (elapsed {_clock(time.monotonic() - started)}"
+              + (f", about {_clock(left)} left)" if left is not None else ")"), flush=True)
+    manifest["finished"] = _now()
     atomic_write_json(manifest_path, manifest)
-    return run_dir
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -302,35 +468,48 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--profile", default="tiny", help="profile name or YAML path (default: tiny)")
     parser.add_argument("--run-name", help="folder under data/runs/ (default: the profile name)")
     parser.add_argument("--methods", help="comma list of " + ", ".join(METHODS))
-    parser.add_argument("--iterations", type=int, help="number of self-training iterations")
-    parser.add_argument("--envs", help="comma list of textcraft, sciworld, webshop")
+    parser.add_argument("--iterations", type=int, help="number of self-training iterations (>= 1)")
+    parser.add_argument("--envs", help="comma list of " + ", ".join(ENV_NAMES))
     parser.add_argument("--single-task", action="store_true", help="also train one model per environment")
     parser.add_argument("--from-step", help="redo this step and every later one")
     parser.add_argument("--dry-run", action="store_true", help="print the plan and what is already done")
+    parser.add_argument("--runs-root", type=Path, default=RUNS, help="folder of run folders (default: data/runs)")
+    parser.add_argument("--figures-dir", type=Path, help="where figures go (default: figures/<profile>)")
+    parser.add_argument("--debug", action="store_true", help="show the full traceback of an error")
     args = parser.parse_args(argv)
+    try:
+        profile = load_profile(args.profile, _cli_overrides(args))
+        run_pipeline(profile, run_name=args.run_name, from_step=args.from_step, dry_run=args.dry_run,
+                     runs_root=args.runs_root, figures_dir=args.figures_dir)
+    except KeyboardInterrupt:
+        print("\ninterrupted: rerun the same command to resume", file=sys.stderr)
+        return 130
+    except (StepFailed, RunLocked, ProfileError, FileNotFoundError, KeyError, TypeError, ValueError) as err:
+        if args.debug:
+            raise
+        prefix = "FAILED" if isinstance(err, StepFailed) else "error"
+        print(f"\n{prefix}: {err}" + ("" if isinstance(err, StepFailed) else "  (--debug shows the traceback)"),
+              file=sys.stderr)
+        return 1 if isinstance(err, StepFailed) else 2
+    return 0
+
+
+def _cli_overrides(args: argparse.Namespace) -> dict[str, Any]:
+    """The command line's changes to the profile (validated with it by load_profile)."""
     overrides: dict[str, Any] = {}
     if args.methods:
-        methods = args.methods.split(",")
-        unknown = sorted(set(methods) - set(METHODS))
-        if unknown:
-            parser.error(f"unknown method(s) {unknown}; expected some of {list(METHODS)}")
-        overrides["methods"] = methods
-    if args.iterations:
-        overrides["iterations"] = args.iterations
+        overrides["methods"] = args.methods.split(",")
     if args.envs:
         overrides["envs"] = args.envs.split(",")
     if args.single_task:
         overrides["single_task"] = True
-    profile = load_profile(args.profile, overrides)
-    try:
-        run_pipeline(profile, run_name=args.run_name, from_step=args.from_step, dry_run=args.dry_run)
-    except StepFailed as err:
-        print(f"\nFAILED: {err}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        print("\ninterrupted: rerun the same command to resume", file=sys.stderr)
-        return 130
-    return 0
+    if args.iterations is not None:
+        overrides["iterations"] = args.iterations
+        alpha = load_profile(args.profile)["revision"]["alpha"]
+        if isinstance(alpha, list) and len(alpha) > args.iterations >= 1:
+            print(f"--iterations {args.iterations}: revision.alpha cut to its first values {alpha[:args.iterations]}")
+            overrides["revision"] = {"alpha": alpha[:args.iterations]}
+    return overrides
 
 
 if __name__ == "__main__":

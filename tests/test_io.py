@@ -72,6 +72,7 @@ def test_fingerprint_follows_content_not_location(tmp_path):
         (folder / "sub" / "w.bin").write_bytes(b"weights")
         (folder / "config.json").write_text("{}")
     (second / ".lock").write_text("ignored")
+    (second / "sub" / "cache-3f2a.arrow").write_bytes(b"a reader's filter cache")
     assert fingerprint(first) == fingerprint(second) is not None
     (second / "sub" / "w.bin").write_bytes(b"weightz")
     assert fingerprint(first) != fingerprint(second)

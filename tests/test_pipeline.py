@@ -1,11 +1,15 @@
 """The pipeline's plan, resume and failure reporting (the end-to-end smoke run is in
 test_pipeline_smoke.py)."""
 
+import json
+import os
 from pathlib import Path
 
 import pytest
 
-from agentr_lib.pipeline import build_plan, main, run_pipeline, variants
+from agentr_lib import pipeline
+from agentr_lib.io import read_json
+from agentr_lib.pipeline import build_plan, main, run_pipeline, step_state, variants
 from agentr_lib.profiles import load_profile
 
 
@@ -46,7 +50,7 @@ def test_single_task_adds_one_model_per_env_and_method():
 def test_dry_run_prints_the_plan_without_running_anything(tmp_path, capsys):
     run_pipeline(load_profile("smoke"), run_name="dry", dry_run=True, runs_root=tmp_path)
     out = capsys.readouterr().out
-    assert "todo setup" in out and "agent_r/iter3/eval" in out
+    assert "todo   setup" in out and "agent_r/iter3/eval" in out
     assert not (tmp_path / "dry").exists()
 
 
@@ -60,11 +64,10 @@ def test_committed_figures_do_not_count_as_this_runs_figures(tmp_path, capsys):
         for path in step.outputs:
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text("from an older run")
-    assert all(not step.finished({}) for step in figure_steps)
-    assert all(step.finished({"status": "done"}) for step in figure_steps)
+    assert all(step_state(step, tmp_path / "run", {})[0] != "done" for step in figure_steps)
     run_pipeline(load_profile("smoke"), run_name="run", dry_run=True, runs_root=tmp_path, figures_dir=figures)
     out = capsys.readouterr().out
-    assert all(f"todo {step.key}" in out for step in figure_steps)
+    assert not any(f"done   {step.key}" in out for step in figure_steps)
 
 
 def test_from_step_must_name_a_step(tmp_path):
@@ -73,6 +76,163 @@ def test_from_step_must_name_a_step(tmp_path):
 
 
 def test_cli_rejects_unknown_method(capsys):
-    with pytest.raises(SystemExit):
-        main(["--profile", "smoke", "--methods", "agent_r,eto", "--dry-run"])
-    assert "eto" in capsys.readouterr().err
+    assert main(["--profile", "smoke", "--methods", "agent_r,eto", "--dry-run"]) == 2
+    err = capsys.readouterr().err
+    assert "methods = ['agent_r', 'eto']" in err and "Traceback" not in err
+
+
+# ---- resume, staleness, locking: the pipeline's state machine with a stand-in executor ----
+
+
+class FakeExecutor:
+    """Writes each step's outputs from its parameters and its inputs' content, like a
+    deterministic notebook would; `fail_at` raises KeyboardInterrupt (a Ctrl-C) there."""
+
+    def __init__(self, fail_at: str | None = None):
+        self.ran: list[str] = []
+        self.fail_at = fail_at
+        self.trainings = 0  # SFT is the one step whose rerun gives other bytes (a new model)
+
+    def __call__(self, step):
+        from agentr_lib.io import fingerprint
+
+        self.ran.append(step.key)
+        if step.key == self.fail_at:
+            (step.output_dirs[0] if step.output_dirs else step.workdir).mkdir(parents=True, exist_ok=True)
+            raise KeyboardInterrupt
+        seen = {name: fingerprint(step.parameters[name]) for name in step.inputs if step.parameters.get(name)}
+        if step.kind == "03":
+            self.trainings += 1
+            seen["training"] = self.trainings
+        for folder in step.output_dirs:
+            folder.mkdir(parents=True, exist_ok=True)
+            (folder / "part.jsonl").open("a").write(json.dumps(seen) + "\n")
+        for path in step.outputs:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(json.dumps({"step": step.key, "inputs": seen}))
+
+
+@pytest.fixture
+def fake(monkeypatch, tmp_path):
+    """A one-iteration smoke plan run with FakeExecutor; the base model is a folder in tmp."""
+    model = tmp_path / "model"
+    model.mkdir()
+    (model / "weights.bin").write_bytes(b"base")
+    profile = load_profile("smoke", {"iterations": 1, "methods": ["agent_r"], "model": str(model),
+                                     "revision": {"alpha": [-1.0]}})
+    executor = FakeExecutor()
+    monkeypatch.setattr(pipeline, "execute_step", executor)
+
+    def run(**kwargs):
+        executor.ran.clear()
+        run_pipeline(profile, run_name="r", runs_root=tmp_path / "runs", figures_dir=tmp_path / "fig", **kwargs)
+        return list(executor.ran)
+
+    return run, executor, tmp_path / "runs" / "r"
+
+
+def test_finished_steps_are_skipped_and_run_json_says_done(fake):
+    run, _, run_dir = fake
+    first = run()
+    assert first[:3] == ["setup", "base/eval", "iter1/mcts"] and len(first) == 11
+    assert run() == []
+    manifest = read_json(run_dir / "run.json")
+    assert {record["status"] for record in manifest["steps"].values()} == {"done"}
+    assert manifest["finished"] and not manifest.get("interruptions")
+    assert not str(run_dir) in json.dumps(read_json(pipeline.marker_path(run_dir, "agent_r/iter1/sft"))), \
+        "markers hold paths relative to the run folder"
+
+
+def test_a_retrained_model_makes_its_evaluation_stale(fake):
+    """Regression: after retraining, the evaluation kept the old model's files and scores."""
+    run, _, run_dir = fake
+    run()
+    merged = run_dir / "agent_r" / "iter1" / "sft" / "merged"
+    (merged / "config.json").write_text('{"retrained": true}')
+    (run_dir / "agent_r" / "iter1" / "eval" / "old-model-episode.jsonl").write_text("{}\n")
+    redone = run()
+    assert redone[0] == "agent_r/iter1/sft", "its own outputs changed: it is rerun (and resumes)"
+    assert "agent_r/iter1/eval" in redone
+    assert not (run_dir / "agent_r" / "iter1" / "eval" / "old-model-episode.jsonl").exists()
+
+
+def test_from_step_removes_the_old_outputs_of_every_later_step(fake):
+    run, _, run_dir = fake
+    run()
+    sentinel = run_dir / "agent_r" / "iter1" / "eval" / "stale.jsonl"
+    sentinel.write_text("{}\n")
+    redone = run(from_step="agent_r/iter1/sft")
+    assert redone[0] == "agent_r/iter1/sft" and "agent_r/iter1/eval" in redone and "iter1/mcts" not in redone
+    assert not sentinel.exists()
+
+
+def test_a_damaged_output_is_not_taken_as_done(fake):
+    """Regression: a truncated tree JSON was silently skipped on a plain rerun."""
+    run, _, run_dir = fake
+    run()
+    part = run_dir / "iter1-mcts" / "mcts" / "part.jsonl"
+    part.write_text(part.read_text()[:5])
+    redone = run()
+    assert redone[0] == "iter1/mcts"
+    assert "setup" not in redone and "base/eval" not in redone
+
+
+def test_an_interrupted_step_is_recorded_and_resumed_not_cleared(fake):
+    run, executor, run_dir = fake
+    executor.fail_at = "agent_r/iter1/revision"
+    with pytest.raises(KeyboardInterrupt):
+        run()
+    manifest = read_json(run_dir / "run.json")
+    assert manifest["steps"]["agent_r/iter1/revision"]["status"] == "interrupted"
+    assert [i["step"] for i in manifest["interruptions"]] == ["agent_r/iter1/revision"]
+    assert read_json(pipeline.marker_path(run_dir, "agent_r/iter1/revision"))["status"] == "running"
+    partial = run_dir / "agent_r" / "iter1" / "revision" / "partial.jsonl"
+    partial.write_text("{}\n")
+    executor.fail_at = None
+    resumed = run()
+    assert resumed[0] == "agent_r/iter1/revision" and partial.exists(), "resumed from what it had written"
+    assert read_json(run_dir / "run.json")["steps"]["agent_r/iter1/revision"]["status"] == "done"
+
+
+def test_a_step_left_running_by_a_killed_process_is_marked_interrupted(fake):
+    """Regression: run.json kept "running" for ever for a step a kill -9 cut short."""
+    run, _, run_dir = fake
+    run()
+    manifest = read_json(run_dir / "run.json")
+    manifest["steps"]["agent_r/iter1/eval"]["status"] = "running"
+    (run_dir / "run.json").write_text(json.dumps(manifest))
+    run()
+    manifest = read_json(run_dir / "run.json")
+    assert manifest["steps"]["agent_r/iter1/eval"]["status"] == "done"
+    assert [i["step"] for i in manifest["interruptions"]] == ["agent_r/iter1/eval"]
+
+
+def test_a_second_pipeline_on_the_same_run_folder_is_refused(fake):
+    run, executor, run_dir = fake
+    with pipeline.RunLock(run_dir):
+        with pytest.raises(pipeline.RunLocked, match=rf"in use by another pipeline \(pid {os.getpid()}"):
+            run()
+    assert executor.ran == []
+    assert run()[0] == "setup", "the lock is released with its holder"
+
+
+def test_time_left_comes_from_the_profile_then_from_measured_steps():
+    profile = load_profile("smoke")
+    plan = build_plan(profile, Path("/r"), Path("/f"))
+    work = len(plan) - 1
+    after_setup = pipeline.estimate_left(plan, 1, profile, {"00": [600.0]})
+    assert after_setup == pytest.approx(profile["expected_minutes"] * 60 * (work - 0) / work), \
+        "set-up time says nothing about the other steps (it was 'about 996m left')"
+    measured = pipeline.estimate_left(plan, 2, profile, {"00": [600.0], "04": [10.0]})
+    evals_left = sum(step.kind == "04" for step in plan[2:])
+    default = profile["expected_minutes"] * 60 / work
+    assert measured == pytest.approx(evals_left * 10.0 + (len(plan) - 2 - evals_left) * default)
+    assert pipeline.estimate_left(plan, 1, {**profile, "expected_minutes": None}, {}) is None
+
+
+def test_cli_iterations_are_validated_and_cut_the_alpha_list(capsys):
+    assert main(["--profile", "smoke", "--iterations", "0", "--dry-run"]) == 2
+    assert "iterations = 0" in capsys.readouterr().err
+    assert main(["--profile", "smoke", "--iterations", "1", "--dry-run", "--run-name", "cli-iter1"]) == 0
+    out = capsys.readouterr().out
+    assert "alpha cut to its first values [-1.0]" in out and "iter2" not in out

@@ -2,7 +2,7 @@
 
 import pytest
 
-from agentr_lib.profiles import alpha_for, available_profiles, load_profile, per_env
+from agentr_lib.profiles import ProfileError, alpha_for, available_profiles, load_profile, per_env
 
 
 def test_every_shipped_profile_loads_and_documents_its_hardware_and_time():
@@ -38,10 +38,48 @@ def test_unknown_profile_lists_the_available_ones():
 
 def test_alpha_schedule_and_per_env_values():
     profile = load_profile("tiny")
-    assert [alpha_for(profile, k) for k in (1, 2, 3, 4)] == [0.5, 0.7, 1.0, 1.0]
+    assert [alpha_for(profile, k) for k in (1, 2, 3)] == [0.5, 0.7, 1.0]
+    assert alpha_for(load_profile("tiny", {"revision": {"alpha": 0.4}}), 3) == 0.4
     paper = load_profile("paper")
     assert per_env(paper["mcts"]["tasks_per_env"], "webshop") == 300
     assert per_env(paper["eval"]["tasks_per_env"], "textcraft") == 100
     assert per_env(7, "anything") == 7
     with pytest.raises(KeyError, match="alfworld"):
         per_env({"webshop": 1}, "alfworld")
+
+
+@pytest.mark.parametrize("override, key, expected", [
+    ({"mcts": {"simulations": "eight"}}, "mcts.simulations = 'eight'", "an integer >= 1"),
+    ({"mcts": {"tasks_per_env": -3}}, "mcts.tasks_per_env = -3", "an integer >= 1"),
+    ({"mcts": {"tasks_per_env": {"webshop": 3}}}, "mcts.tasks_per_env", "missing ['textcraft']"),
+    ({"mcts": {"temperature": -1}}, "mcts.temperature = -1", "a number >= 0"),
+    ({"iterations": 0}, "iterations = 0", "an integer >= 1"),
+    ({"iterations": -1}, "iterations = -1", "an integer >= 1"),
+    ({"iterations": True}, "iterations = True", "an integer >= 1"),
+    ({"envs": ["textcraft", "minecraft"]}, "envs = ['textcraft', 'minecraft']", "distinct names from"),
+    ({"envs": []}, "envs = []", "a non-empty list"),
+    ({"methods": ["agent_r", "eto"]}, "methods", "'good_only'"),
+    ({"model": "./no/such/model"}, "model = './no/such/model'", "an existing local model folder"),
+    ({"revision": {"alpha": [0.5]}}, "revision.alpha = [0.5]", "a list of 3 numbers"),
+    ({"revision": {"alpha": []}}, "revision.alpha = []", "a list of 3 numbers"),
+    ({"revision": {"alpha": [0.5, 0.7, 1.0, 1.0]}}, "revision.alpha", "a list of 3 numbers"),
+    ({"revision": {"verifier": "llm"}}, "revision.verifier = 'llm'", "['value', 'model']"),
+    ({"sft": {"learning_rate": 0}}, "sft.learning_rate = 0", "a number > 0"),
+    ({"sft": {"general_data": "/no/chat.jsonl"}}, "sft.general_data", "an existing local"),
+    ({"eval": {"max_turns": "ten"}}, "eval.max_turns = 'ten'", "an integer >= 1"),
+    ({"backend": "tgi"}, "backend = 'tgi'", "one of"),
+])
+def test_bad_values_fail_at_load_naming_key_value_and_expectation(override, key, expected):
+    """Regression: these passed --dry-run and failed only after set-up and the base
+    evaluation, as tracebacks that named no key (or were silently padded or cut)."""
+    with pytest.raises(ProfileError) as err:
+        load_profile("tiny", override)
+    message = str(err.value)
+    assert "tiny.yaml" in message and key in message and expected in message, message
+
+
+def test_a_bad_value_in_a_profile_file_names_the_file(tmp_path):
+    path = tmp_path / "mine.yaml"
+    path.write_text("mcts:\n  batch_trees: 0\n")
+    with pytest.raises(ProfileError, match=r"mine.yaml: mcts.batch_trees = 0: expected an integer >= 1"):
+        load_profile(path)

@@ -189,7 +189,7 @@ def test_official_sets_match_a_real_load(env):
     assert sorted(int(v) for v in server.getVariationsTrain()) == env.official_set(name, "train")
 
 
-def test_restart_after_jvm_is_killed(env):
+def test_restart_after_jvm_is_killed(env, capfd):
     task_id = _first_variation(env, "use-thermometer")
     actions = [s.action for s in env.expert(task_id)]
     env.reset(task_id)
@@ -203,6 +203,9 @@ def test_restart_after_jvm_is_killed(env):
     assert env.stats["restarts"] == restarts + 1
     assert env.java_pid != old_pid
     assert results[-1][1:] == (1.0, True)
+    env.close()
+    err = capfd.readouterr().err
+    assert "Traceback" not in err and "py4j" not in err, f"py4j noise on stderr: {err[:500]}"
 
 
 def test_close_leaves_no_jvm():

@@ -36,6 +36,9 @@ from typing import Any, Callable, TypeVar
 from .base import ExpertStep
 
 logger = logging.getLogger(__name__)
+#: py4j logs every broken connection at ERROR with a traceback (~190 lines for one killed JVM,
+#: some after close()); this wrapper detects the crash, restarts and says so in one warning.
+logging.getLogger("py4j").setLevel(logging.CRITICAL)
 
 T = TypeVar("T")
 
