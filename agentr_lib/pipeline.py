@@ -40,7 +40,7 @@ FIGURE_NOTEBOOKS = {
     "11_figure4_loops": ["figure4_loops.png", "figure4_loops.pdf"],
     "12_figure5_revision_length": ["figure5_revision_length.png", "figure5_revision_length.pdf"],
     "13_figure6_training_methods": ["figure6_training_methods.png", "figure6_training_methods.pdf"],
-    "14_tables": ["table1.md", "table2.md", "table3.md", "table6.md"],
+    "14_tables": ["table1.md", "table2.md", "table3.md", "table6.md", "results.json"],
 }
 
 
