@@ -5,6 +5,7 @@ and leave it usable (a new JVM starts on demand)."""
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
 import time
@@ -189,7 +190,7 @@ def test_official_sets_match_a_real_load(env):
     assert sorted(int(v) for v in server.getVariationsTrain()) == env.official_set(name, "train")
 
 
-def test_restart_after_jvm_is_killed(env, capfd):
+def test_restart_after_jvm_is_killed(env, caplog):
     task_id = _first_variation(env, "use-thermometer")
     actions = [s.action for s in env.expert(task_id)]
     env.reset(task_id)
@@ -204,8 +205,8 @@ def test_restart_after_jvm_is_killed(env, capfd):
     assert env.java_pid != old_pid
     assert results[-1][1:] == (1.0, True)
     env.close()
-    err = capfd.readouterr().err
-    assert "Traceback" not in err and "py4j" not in err, f"py4j noise on stderr: {err[:500]}"
+    noise = [r for r in caplog.records if r.name.startswith("py4j") and r.levelno >= logging.WARNING]
+    assert not noise, f"py4j logged {len(noise)} tracebacks for one recovered crash: {noise[0].getMessage()[:200]}"
 
 
 def test_close_leaves_no_jvm():
