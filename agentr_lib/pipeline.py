@@ -108,7 +108,7 @@ def build_plan(profile: dict, run_dir: Path, figures_dir: Path) -> list[Step]:
     def evaluation(key: str, workdir: Path, model: str, label: str, eval_envs: list[str], make_prefixes: bool) -> Step:
         return Step(key, "04_evaluation", workdir, {
             "MODEL": model, "BACKEND": profile["backend"], "LABEL": label, "ENVS": eval_envs,
-            "SPLIT": "test", "TASKS_PER_ENV": ev["tasks_per_env"], "MAX_TURNS": ev["max_turns"],
+            "SPLIT": ev["split"], "TASKS_PER_ENV": ev["tasks_per_env"], "MAX_TURNS": ev["max_turns"],
             "TEMPERATURE": ev["temperature"], "MAX_NEW_TOKENS": ev["max_new_tokens"],
             "PREFIXES_DIR": str(prefixes_dir) if ev["revision_prefixes"] else "",
             "MAKE_PREFIXES": make_prefixes and ev["revision_prefixes"], "SEED": seed,

@@ -9,6 +9,9 @@ from .envs import ENV_NAMES, make_env
 from .io import atomic_write_json, read_json
 
 SPLITS_DIR = Path(__file__).resolve().parents[1] / "data" / "splits"
+#: environments with a validation split carved from their training tasks (settings are chosen
+#: on it; the test split is run once)
+ENVS_WITH_VAL = ("textcraft",)
 
 
 def split_path(env_name: str, root: str | Path = SPLITS_DIR) -> Path:
@@ -22,6 +25,8 @@ def write_splits(env_names: tuple[str, ...] = ENV_NAMES, root: str | Path = SPLI
         env = make_env(name)
         try:
             splits = {"env": name, "train": env.task_ids("train"), "test": env.task_ids("test")}
+            if name in ENVS_WITH_VAL:
+                splits["val"] = env.task_ids("val")
         finally:
             env.close()
         written[name] = atomic_write_json(split_path(name, root), splits, indent=None)
@@ -35,7 +40,7 @@ def load_split(env_name: str, split: str, root: str | Path = SPLITS_DIR) -> list
         raise FileNotFoundError(f"{path}: no split file; run agentr_lib.splits.write_splits(({env_name!r},))")
     data = read_json(path)
     if split not in data:
-        raise KeyError(f"{path}: no split {split!r}; expected one of 'train', 'test'")
+        raise KeyError(f"{path}: no split {split!r}; expected one of {sorted(k for k in data if k != 'env')}")
     return [int(task_id) for task_id in data[split]]
 
 

@@ -82,6 +82,9 @@ class TinySpec:
     #: `Goal:` line and names a memorised goal on unseen ones (measured: 1% held-out)
     textcraft_companion_share: float = 0.5
     max_train_tasks: int | None = None  # per env (None = all train ids)
+    #: goals never demonstrated: TextCraft's test split and the validation split that settings
+    #: are chosen on (env.task_ids("train") excludes both)
+    held_out: tuple[str, ...] = ("test", "val")
     other_env_repeats: int = 2         # each WebShop gold path this many times per stage
     #: BC passes; stage k uses distractor seeds [k*textcraft_seeds, (k+1)*textcraft_seeds) and
     #: starts from stage k-1's model with a fresh warmup + cosine schedule (= iterative SFT)

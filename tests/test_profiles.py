@@ -68,6 +68,8 @@ def test_alpha_schedule_and_per_env_values():
     ({"sft": {"general_data": "/no/chat.jsonl"}}, "sft.general_data", "an existing local"),
     ({"eval": {"max_turns": "ten"}}, "eval.max_turns = 'ten'", "an integer >= 1"),
     ({"backend": "tgi"}, "backend = 'tgi'", "one of"),
+    ({"eval": {"split": "dev"}}, "eval.split = 'dev'", "['test', 'val']"),
+    ({"envs": ["webshop"], "eval": {"split": "val"}}, "eval.split = 'val'", "only ['textcraft'] have a validation split"),
 ])
 def test_bad_values_fail_at_load_naming_key_value_and_expectation(override, key, expected):
     """Regression: these passed --dry-run and failed only after set-up and the base

@@ -15,7 +15,7 @@ import pytest
 
 from agentr_lib.envs import make_env
 from agentr_lib.envs.base import Env
-from agentr_lib.envs.textcraft import TEST_MIX, TextCraftEnv, default_book
+from agentr_lib.envs.textcraft import TEST_MIX, VAL_MIX, TextCraftEnv, default_book
 from agentr_lib.splits import load_split
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -201,7 +201,7 @@ def test_splits_follow_the_paper_depth_mix_and_are_disjoint(env):
     train, test = env.task_ids("train"), env.task_ids("test")
     assert Counter(env.depth(t) for t in test) == Counter(TEST_MIX)
     assert not set(train) & set(test)
-    assert sorted(train + test) == list(range(len(env.goals)))
+    assert sorted(train + env.task_ids("val") + test) == list(range(len(env.goals)))
     assert {env.depth(t) for t in train} == {1, 2, 3, 4}
     with pytest.raises(ValueError, match="'valid'"):
         env.task_ids("valid")
@@ -213,6 +213,7 @@ def test_splits_follow_the_paper_depth_mix_and_are_disjoint(env):
 def test_shipped_split_file_matches(env):
     assert load_split("textcraft", "train") == env.task_ids("train")
     assert load_split("textcraft", "test") == env.task_ids("test")
+    assert load_split("textcraft", "val") == env.task_ids("val")
 
 
 def test_benchmark_table_survives_a_failing_environment(monkeypatch):
@@ -227,3 +228,14 @@ def test_benchmark_table_survives_a_failing_environment(monkeypatch):
     assert table[0] == "| env | measure | value | notes |" and len(table) == 4
     assert table[2] == "| x | reset, mean ms | 1.0 | a/b |"
     assert "(failed)" in table[3] and "RuntimeError: no simulator" in table[3]
+
+
+def test_validation_goals_are_carved_from_train_and_never_demonstrated():
+    env = TextCraftEnv()
+    train, val, test = (set(env.task_ids(split)) for split in ("train", "val", "test"))
+    assert len(val) == sum(VAL_MIX.values()) and len(test) == sum(TEST_MIX.values())
+    assert not (train & val) and not (train & test) and not (val & test)
+    assert len(train | val | test) == len(env.goals)
+    depths = [env.book.depth[env.goals[i]] for i in val]
+    assert {d: depths.count(d) for d in VAL_MIX} == VAL_MIX
+    assert load_split("textcraft", "val") == env.task_ids("val"), "the shipped split file is current"

@@ -58,6 +58,7 @@ DEFAULTS: dict[str, Any] = {
         "eta": 0.2,
     },
     "eval": {
+        "split": "test",  # test | val (goals carved from train, for choosing settings; TextCraft)
         "tasks_per_env": 50,
         "max_turns": 20,
         "temperature": 0.0,
@@ -141,7 +142,7 @@ CHECKS: dict[str, Callable[[Any], str | None]] = {
     "sft.learning_rate": _number(0, open_low=True), "sft.batch_size": _int_at_least(1),
     "sft.max_seq_length": _int_at_least(64), "sft.init_from": _one_of("previous", "base"),
     "sft.general_data": _optional(_text), "sft.eta": _number(0, 0.99),
-    "eval.tasks_per_env": _per_env(_int_at_least(0)), "eval.max_turns": _per_env(_int_at_least(1)),
+    "eval.split": _one_of("test", "val"), "eval.tasks_per_env": _per_env(_int_at_least(0)), "eval.max_turns": _per_env(_int_at_least(1)),
     "eval.temperature": _number(0), "eval.max_new_tokens": _int_at_least(1), "eval.revision_prefixes": _boolean,
 }
 
@@ -171,6 +172,11 @@ def validate_profile(profile: dict[str, Any], source: str) -> None:
         value = value_of(key)
         if isinstance(value, dict) and sorted(set(envs) - set(value)):
             fail(key, value, f"a value for every env in envs {envs} (missing {sorted(set(envs) - set(value))})")
+    from ..splits import ENVS_WITH_VAL
+
+    if profile["eval"]["split"] == "val" and sorted(set(envs) - set(ENVS_WITH_VAL)):
+        fail("eval.split", "val", f"'test' for envs {sorted(set(envs) - set(ENVS_WITH_VAL))} "
+             f"(only {list(ENVS_WITH_VAL)} have a validation split)")
     alpha, iterations = profile["revision"]["alpha"], profile["iterations"]
     if isinstance(alpha, list):
         if len(alpha) != iterations or not all(_is_number(a) and a <= 1 for a in alpha):

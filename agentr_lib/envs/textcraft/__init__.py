@@ -4,12 +4,13 @@
 `env` holds the environment, its instruction and the expert planner.
 """
 
-from .env import INSTRUCTION, TEST_MIX, TextCraftEnv, TextCraftState, goal_list, plan_crafts
+from .env import INSTRUCTION, TEST_MIX, VAL_MIX, TextCraftEnv, TextCraftState, goal_list, plan_crafts
 from .recipes import RecipeBook, default_book, item_id, item_name
 
 __all__ = [
     "INSTRUCTION",
     "TEST_MIX",
+    "VAL_MIX",
     "RecipeBook",
     "TextCraftEnv",
     "TextCraftState",

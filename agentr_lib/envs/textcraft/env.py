@@ -36,7 +36,11 @@ MAX_DEPTH = 4
 NUM_DISTRACTORS = 10
 # Paper's test mix (Agent-R / AgentGym TextCraft): 31 / 41 / 25 / 3 goals of depth 1 / 2 / 3 / 4.
 TEST_MIX = {1: 31, 2: 41, 3: 25, 4: 3}
+#: validation goals carved from the non-test goals, the test mix halved: settings are chosen on
+#: them, never on the test goals; the embedded model is not warm-started on them either
+VAL_MIX = {1: 16, 2: 20, 3: 12, 4: 2}
 SPLIT_SEED = "agentr-textcraft-split-v1"
+VAL_SEED = "agentr-textcraft-val-v1"
 
 _GET_RE = re.compile(r"^get\s+(\d+)\s+(.+)$")
 _CRAFT_RE = re.compile(r"^craft\s+(.+?)\s+using\s+(.+)$")
@@ -82,19 +86,26 @@ class TextCraftEnv:
 
     # ----------------------------------------------------------------- tasks and splits
     def task_ids(self, split: str) -> list[int]:
-        """Test = TEST_MIX goals per depth drawn with a fixed seed; train = all the others."""
-        if split not in ("train", "test"):
-            raise ValueError(f"unknown split {split!r}; expected 'train' or 'test'")
-        rng = random.Random(SPLIT_SEED)
-        test: list[int] = []
-        for depth in sorted(TEST_MIX):
-            pool = [i for i, goal in enumerate(self.goals) if self.book.depth[goal] == depth]
-            test.extend(rng.sample(pool, min(TEST_MIX[depth], len(pool))))
-        test.sort()
+        """Test = TEST_MIX goals per depth drawn with a fixed seed; val = VAL_MIX goals per
+        depth drawn from the rest with another; train = all the others."""
+        if split not in ("train", "val", "test"):
+            raise ValueError(f"unknown split {split!r}; expected 'train', 'val' or 'test'")
+        test = self._draw(TEST_MIX, SPLIT_SEED, exclude=set())
         if split == "test":
             return test
-        chosen = set(test)
-        return [i for i in range(len(self.goals)) if i not in chosen]
+        val = self._draw(VAL_MIX, VAL_SEED, exclude=set(test))
+        if split == "val":
+            return val
+        held_out = set(test) | set(val)
+        return [i for i in range(len(self.goals)) if i not in held_out]
+
+    def _draw(self, mix: dict[int, int], seed: str, exclude: set[int]) -> list[int]:
+        rng = random.Random(seed)
+        chosen: list[int] = []
+        for depth in sorted(mix):
+            pool = [i for i, goal in enumerate(self.goals) if self.book.depth[goal] == depth and i not in exclude]
+            chosen.extend(rng.sample(pool, min(mix[depth], len(pool))))
+        return sorted(chosen)
 
     def depth(self, task_id: int) -> int:
         """Min crafting depth of the task's goal (1..4)."""
