@@ -1,7 +1,9 @@
 """Conversations in the AgentGym style, action parsing, and trajectories.
 
 A conversation is: user = the environment's instruction; assistant = "Ok."; user = the first
-observation; then alternating assistant `Thought: ...\\nAction: <action>` and user observation.
+observation; then alternating assistant `Thought: ...\\nAction: <action>` and user observation
+(`conversation.py` holds that shape, the opening turns and the truncation to a context
+budget, which the model backends share).
 """
 
 from __future__ import annotations
@@ -13,12 +15,12 @@ from typing import TYPE_CHECKING, Union
 
 from tqdm.auto import tqdm
 
+from .conversation import opening_messages
 from .llm.base import Message, Policy, derive_seed
 
 if TYPE_CHECKING:
     from .envs.base import Env
 
-ACK = "Ok."
 NO_ACTION_OBSERVATION = (
     "Invalid response: no action found. Reply with 'Thought: <your reasoning>' and then "
     "'Action: <one action>' on its own line."
@@ -59,18 +61,10 @@ def format_response(thought: str, action: str) -> str:
     return f"Thought: {thought}\nAction: {action}"
 
 
-def opening_messages(instruction: str, first_observation: str) -> list[Message]:
-    """The three turns every episode starts with."""
-    return [
-        {"role": "user", "content": instruction},
-        {"role": "assistant", "content": ACK},
-        {"role": "user", "content": first_observation},
-    ]
-
-
 @dataclass
-class Step:
-    """One agent turn: what the model said, what was executed, what came back."""
+class Turn:
+    """One agent turn: what the model said, what was executed, what came back (a
+    trajectory's `steps`, the name its JSON records keep)."""
 
     response: str
     action: str | None
@@ -87,7 +81,7 @@ class Trajectory:
     task_id: int
     instruction: str
     first_observation: str
-    steps: list[Step] = field(default_factory=list)
+    steps: list[Turn] = field(default_factory=list)
     final_reward: float = 0.0
     done: bool = False
     hit_turn_limit: bool = False
@@ -124,42 +118,8 @@ class Trajectory:
     @classmethod
     def from_dict(cls, record: dict) -> "Trajectory":
         fields = {k: v for k, v in record.items() if k in cls.__dataclass_fields__}
-        fields["steps"] = [Step(**step) for step in record.get("steps", [])]
+        fields["steps"] = [Turn(**step) for step in record.get("steps", [])]
         return cls(**fields)
-
-
-# --------------------------------------------------------------------------------------
-# Context budget
-# --------------------------------------------------------------------------------------
-
-#: The opening turns (instruction, "Ok.", first observation) are never dropped.
-N_OPENING = 3
-
-
-def truncate_messages(
-    messages: list[Message], count_tokens: Callable[[list[Message]], int], budget: int | None
-) -> list[Message]:
-    """Drop the oldest (assistant, observation) pairs after the first task observation until
-    `count_tokens(messages) <= budget`.
-
-    Why: a long episode must still fit the model's context; the instruction and the task
-    (first observation) are what the model cannot act without, and the latest turns are
-    what it acts on, so the middle goes first (as AgentGym does). The last pair (or a trailing
-    lone assistant turn) is always kept, so the result may still exceed a tiny budget.
-    Returns a new list; `messages` is not modified."""
-    if budget is None or count_tokens(messages) <= budget:
-        return list(messages)
-    head, tail = list(messages[:N_OPENING]), list(messages[N_OPENING:])
-    # Binary search over the number of dropped pairs (tokens shrink as more are dropped):
-    # O(log turns) renders instead of one per dropped pair.
-    low, high = 0, max(0, (len(tail) - 1) // 2)  # high: keeps the last pair / lone turn
-    while low < high:
-        middle = (low + high) // 2
-        if count_tokens(head + tail[2 * middle:]) <= budget:
-            high = middle
-        else:
-            low = middle + 1
-    return head + tail[2 * low:]
 
 
 # --------------------------------------------------------------------------------------
@@ -192,12 +152,12 @@ def take_action(env: "Env", action: str | None, score: float) -> tuple[str, floa
     return env.step(action)
 
 
-def _apply(env: "Env", trajectory: Trajectory, messages: list[Message], response: str) -> Step:
+def _apply(env: "Env", trajectory: Trajectory, messages: list[Message], response: str) -> Turn:
     """Parse one response, take its action, and record the turn in both the trajectory and
     the conversation."""
     action = parse_action(response)
     observation, reward, done = take_action(env, action, trajectory.final_reward)
-    step = Step(response=response, action=action, observation=observation, reward=float(reward), done=bool(done))
+    step = Turn(response=response, action=action, observation=observation, reward=float(reward), done=bool(done))
     trajectory.steps.append(step)
     if action is not None:
         # Env rewards are the current task score (ScienceWorld: score / 100, not a delta), so
@@ -318,6 +278,23 @@ def run_episodes(
         for env in owned:
             env.close()
     return results  # type: ignore[return-value]
+
+
+def expert_trajectory(env: "Env", task_id: int) -> Trajectory:
+    """The environment's expert playing `task_id`: each expert step as the agent's turn
+    (`Thought: <its thought>\\nAction: <its action>`), stepped in the env until done."""
+    env.reset(task_id)
+    expert_steps = env.expert(task_id)
+    first = env.reset(task_id)  # expert() may have moved the env
+    trajectory = Trajectory(env=env.name, task_id=task_id, instruction=env.instruction, first_observation=first)
+    for expert_step in expert_steps:
+        observation, reward, done = env.step(expert_step.action)
+        trajectory.steps.append(Turn(format_response(expert_step.thought, expert_step.action), expert_step.action,
+                                     observation, float(reward), bool(done)))
+        trajectory.final_reward, trajectory.done = float(reward), bool(done)
+        if done:
+            break
+    return trajectory
 
 
 def run_episode(

@@ -13,7 +13,7 @@ Decisions (tested in tests/test_data.py):
 - Not trained: the `<|im_start|>assistant\\n` header (the generation prompt), the newline the
   template writes after `<|im_end|>` (the model stops at `<|im_end|>` and never generates it),
   every user/system token.
-- Truncation mirrors inference (`agent.truncate_messages`): a conversation longer than
+- Truncation mirrors inference (`conversation.truncate_messages`): a conversation longer than
   `max_seq_length` loses its oldest (assistant, observation) pairs after the first
   observation, keeping the instruction, the task and the latest turns -- what the model saw
   when it acted. Revision rows are the longest by construction and their oldest turns are the
@@ -98,14 +98,14 @@ def tokenize_conversation(tokenizer: Any, messages: Sequence[dict], max_seq_leng
     """input_ids / attention_mask / labels for one conversation (see the module docstring).
 
     Longer than `max_seq_length`: the oldest turns after the first observation are dropped
-    (`agent.truncate_messages`, as at inference); if the rest still does not fit, the tail is
+    (`conversation.truncate_messages`, as at inference); if the rest still does not fit, the tail is
     cut. Returns also `num_tokens`, `num_trained`, `truncated` (bool), `messages_dropped`
     (messages removed after the first observation: two per turn) and `tail_cut` (bool). `num_trained` may be 0 (the
     caller drops such examples)."""
     example = _tokenize_full(tokenizer, messages)
     messages_dropped = 0
     if max_seq_length is not None and example["num_tokens"] > max_seq_length:
-        from .agent import truncate_messages
+        from .conversation import truncate_messages
 
         def count_tokens(candidate: list[dict]) -> int:
             return len(tokenizer(_render(tokenizer, candidate), add_special_tokens=False)["input_ids"])

@@ -1,4 +1,4 @@
-"""Evaluation (SPEC section 7): a model on an environment's test split, batched across tasks.
+"""Evaluation (docs/design.md "Evaluation"): a model on an environment's test split, batched across tasks.
 
 Files written under `out_dir` (one folder per model/run):
 - `<env>.jsonl`           one record per finished episode (Trajectory.to_dict + actions, loops),
@@ -325,51 +325,44 @@ def evaluate_suite(
     out_dir: str | Path,
     max_turns: int | Mapping[str, int],
     split: str = "test",
-    tasks_per_env: int | None = None,
+    tasks_per_env: int | Mapping[str, int] | None = None,
     temperature: float = 0.0,
     max_new_tokens: int = 128,
     seed: int = 0,
     prefixes_dir: str | Path | None = None,
     make_prefixes: bool = False,
     prefix_temperature: float = 1.0,
-    max_concurrency: int | Mapping[str, int] | None = None,
+    max_concurrency: int | None = None,
     env_kwargs: Mapping[str, Mapping[str, Any]] | None = None,
     progress: bool = True,
 ) -> dict[str, Any]:
-    """Evaluate on each env's split (a seeded subset of `tasks_per_env` via splits.select_tasks),
+    """Notebook 04's one call. For each env: a seeded sample of `tasks_per_env` tasks of the
+    split (splits.select_tasks; one number or a mapping env -> n, as `max_turns`), evaluated;
     then, when `prefixes_dir` is given, the revision-ability protocol: the prefixes are made
     first if `make_prefixes` (the base model's run; a file already there is reused) and the
-    model continues from them. Writes `metrics.json` (and `revision_metrics.json`) under
-    `out_dir`; returns {"metrics": summary, "revision": summary or None}."""
+    model continues from them. Writes what `evaluate` and `evaluate_revision` write; returns
+    {"metrics": summary over envs, "revision": the same for revision ability, or None}."""
+    from .profiles import per_env
     from .splits import select_tasks
 
     out_dir = Path(out_dir)
-
-    def per_env(value: Any, env_name: str) -> Any:
-        return value.get(env_name) if isinstance(value, Mapping) else value
-
     for env_name in env_names:
-        tasks = select_tasks(env_name, split, tasks_per_env, seed=seed)
+        tasks = select_tasks(env_name, split, per_env(tasks_per_env, env_name), seed)
         kwargs = dict((env_kwargs or {}).get(env_name, {}))
         turns = int(per_env(max_turns, env_name))
-        concurrency = per_env(max_concurrency, env_name)
         evaluate(policy, env_name, tasks, out_dir, turns, temperature=temperature, max_new_tokens=max_new_tokens,
-                 max_concurrency=concurrency, env_kwargs=kwargs, progress=progress)
+                 max_concurrency=max_concurrency, env_kwargs=kwargs, progress=progress, seed=seed)
         if prefixes_dir:
             path = error_prefix_path(prefixes_dir, env_name)
             if make_prefixes:
                 make_error_prefixes(policy, env_name, tasks, path, seed=seed, max_turns=turns,
                                     temperature=prefix_temperature, max_new_tokens=max_new_tokens,
-                                    max_concurrency=concurrency, env_kwargs=kwargs, progress=progress)
+                                    max_concurrency=max_concurrency, env_kwargs=kwargs, progress=progress)
             if not path.exists():
                 raise FileNotFoundError(f"{path}: no erroneous prefixes for {env_name!r}; run the base model's "
                                         "evaluation with make_prefixes=True first")
             evaluate_revision(policy, env_name, path, out_dir, max_turns=turns, temperature=temperature,
-                              max_new_tokens=max_new_tokens, max_concurrency=concurrency, env_kwargs=kwargs,
+                              max_new_tokens=max_new_tokens, max_concurrency=max_concurrency, env_kwargs=kwargs,
                               progress=progress)
-    summary = load_metrics(out_dir)
-    atomic_write_json(out_dir / "metrics.json", summary)
-    revision = load_metrics(out_dir, kind="revision.metrics") if prefixes_dir else None
-    if revision is not None:
-        atomic_write_json(out_dir / "revision_metrics.json", revision)
-    return {"metrics": summary, "revision": revision}
+    return {"metrics": load_metrics(out_dir),
+            "revision": load_metrics(out_dir, kind="revision.metrics") if prefixes_dir else None}

@@ -1,4 +1,4 @@
-"""Phase I of Agent-R: Monte Carlo Tree Search over agent conversations (SPEC section 4).
+"""Phase I of Agent-R: Monte Carlo Tree Search over agent conversations (docs/design.md "Search").
 
 Read top to bottom:
 1. `Node` / `Tree`: the conversation state lives on the parent chain (each node holds one
@@ -15,12 +15,12 @@ Read top to bottom:
    requests into ONE `policy.generate` call (on a GPU the model is the bottleneck and one
    large batch beats many small ones). Finished trees are saved one JSON file per task,
    atomically; a rerun skips them (resume).
-5. `load_tree`, `summarize`: reading results back for revision construction and notebooks.
+5. `load_tree`, `tree_rows`: reading results back for revision construction and notebooks.
 
 Usage (notebook 01):
     config = MCTSConfig(simulations=8, n_gen=4, temperature=1.0, max_depth=15, seed=0)
     result = search_trees(policy, lambda: make_env("textcraft"), task_ids, config, "runs/x/mcts/trees")
-    pandas.DataFrame(summarize(result.trees)); result.model_calls, result.env_steps
+    pandas.DataFrame(tree_rows(result.trees)); result.model_calls, result.env_steps
 
 One simulation: from the root, repeatedly (a) expand the node if it has no children, then
 (b) select a child by UCT, until the selected node's children are all terminal. Terminal
@@ -45,23 +45,25 @@ from .agent import REVISION_ACTION, opening_messages, parse_action, take_action
 from .envs.base import Env
 from .io import atomic_write_json, read_json
 from .llm.base import Message, Policy, derive_seed
+from .profiles import default
 
 TREE_FORMAT = "agentr-mcts-tree/1"
 
 
 @dataclass
 class MCTSConfig:
-    """Search parameters (profiles set them; defaults are the paper's where it gives one)."""
+    """Search parameters; the defaults are the profile schema's (agentr_lib.profiles, where
+    each one's meaning is written), the paper's where it gives one."""
 
-    simulations: int = 8  # descents per tree (the authors suggested 8 per task)
-    n_gen: int = 4  # responses sampled per expansion (duplicates are dropped)
-    temperature: float = 1.0  # sampling temperature of expansions
-    max_depth: int = 15  # a child at this depth (number of actions) is terminal
-    c: float = 0.25  # UCT exploration constant (paper: 0.25)
+    simulations: int = default("mcts.simulations")
+    n_gen: int = default("mcts.n_gen")
+    temperature: float = default("mcts.temperature")
+    max_depth: int = default("mcts.max_depth")
+    c: float = default("mcts.c")
     seed: int = 0  # tie-breaks in UCT selection
-    restore: str = "snapshot"  # "snapshot" (when the env supports it) or "replay" (reset + actions)
-    max_new_tokens: int = 128  # per sampled response
-    batch_trees: int = 8  # trees searched concurrently
+    restore: str = default("mcts.restore")
+    max_new_tokens: int = default("mcts.max_new_tokens")
+    batch_trees: int = default("mcts.batch_trees")
     max_batch: int = 64  # conversations per policy.generate call (each gets n_gen samples)
 
     def __post_init__(self) -> None:
@@ -507,7 +509,7 @@ def load_trees(out_dir: str | Path, env: str | None = None) -> list[Tree]:
     return [load_tree(path) for path in sorted(Path(out_dir).glob(pattern))]
 
 
-def summarize(trees: Sequence[Tree]) -> list[dict]:
+def tree_rows(trees: Sequence[Tree]) -> list[dict]:
     """One row per tree (pandas.DataFrame(rows) in notebooks): leaves, successes, cost."""
     rows = []
     for tree in trees:

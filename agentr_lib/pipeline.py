@@ -29,19 +29,11 @@ from typing import Any
 
 from .envs import ENV_NAMES
 from .io import atomic_write_json, fingerprint, read_json
+from .layout import FIGURE_NOTEBOOKS, NOTEBOOKS, ROOT, RUNS, RunLayout, model_path, variants
+from .layout import figures_dir as default_figures_dir
 from .llm.base import NOT_THE_MODEL
-from .profiles import METHODS, ProfileError, alpha_for, load_profile
-
-ROOT = Path(__file__).resolve().parents[1]
-NOTEBOOKS = ROOT / "notebooks"
-RUNS = ROOT / "data" / "runs"
-FIGURE_NOTEBOOKS = {
-    "10_figure3_training_trajectories": ["figure3_training_trajectories.png", "figure3_training_trajectories.pdf"],
-    "11_figure4_loops": ["figure4_loops.png", "figure4_loops.pdf"],
-    "12_figure5_revision_length": ["figure5_revision_length.png", "figure5_revision_length.pdf"],
-    "13_figure6_training_methods": ["figure6_training_methods.png", "figure6_training_methods.pdf"],
-    "14_tables": ["table1.md", "table2.md", "table3.md", "table6.md", "results.json"],
-}
+from .profiles import METHODS, ProfileError, alpha_for, load_profile, notebook_settings
+from .train import resolve_init_model
 
 
 @dataclass
@@ -81,93 +73,70 @@ class StepFailed(RuntimeError):
 
 def model_for_profile(profile: dict) -> str:
     """The base model path: the embedded tiny/micro model's cache folder, or what the user named."""
-    if profile["model"] in ("tiny", "micro"):
-        from .tiny import model_dir_for, resolve_spec
-
-        return str(model_dir_for(resolve_spec(profile["model"], seed=profile["seed"])))
-    return str(profile["model"])
+    return model_path(profile["model"], seed=profile["seed"])
 
 
-def variants(profile: dict) -> list[tuple[str, str, list[str]]]:
-    """(variant name, method, envs): one multi-task model per method, plus one per env and
-    method when single-task training is on (Table 6 / Figure 6)."""
-    out = [(method, method, list(profile["envs"])) for method in profile["methods"]]
-    if profile["single_task"]:
-        out += [(f"{method}-{env}", method, [env]) for method in profile["methods"] for env in profile["envs"]]
-    return out
+#: Set-up runs each environment's expert on this many training tasks.
+EXPERT_TASKS = 2
 
 
 def build_plan(profile: dict, run_dir: Path, figures_dir: Path) -> list[Step]:
-    """Every step of a run, in execution order, with its notebook parameters."""
+    """Every step of a run, in execution order, with its notebook parameters: the profile's
+    settings each notebook takes as is (profiles.SETTINGS says which), and the values of the
+    run (paths from layout.py, the iteration, its seed and alpha, the model it samples with)."""
     base_model = model_for_profile(profile)
     seed, envs = profile["seed"], list(profile["envs"])
-    mcts, rev, sft, ev = profile["mcts"], profile["revision"], profile["sft"], profile["eval"]
-    setup_dir, base_dir = run_dir / "setup", run_dir / "base"
-    prefixes_dir = base_dir / "eval" / "error_prefixes"
+    revision_prefixes = profile["eval"]["revision_prefixes"]
+    run = RunLayout(run_dir)
+
+    def settings(notebook: str) -> dict[str, Any]:
+        return notebook_settings(profile, notebook)
 
     def evaluation(key: str, workdir: Path, model: str, label: str, eval_envs: list[str], make_prefixes: bool) -> Step:
         return Step(key, "04_evaluation", workdir, {
-            "MODEL": model, "BACKEND": profile["backend"], "LABEL": label, "ENVS": eval_envs,
-            "SPLIT": ev["split"], "TASKS_PER_ENV": ev["tasks_per_env"], "MAX_TURNS": ev["max_turns"],
-            "TEMPERATURE": ev["temperature"], "MAX_NEW_TOKENS": ev["max_new_tokens"],
-            "PREFIXES_DIR": str(prefixes_dir) if ev["revision_prefixes"] else "",
-            "MAKE_PREFIXES": make_prefixes and ev["revision_prefixes"], "SEED": seed,
-            "OUT_DIR": str(workdir / "eval"),
-        }, [workdir / "eval" / "metrics.json"], [workdir / "eval"],
+            "MODEL": model, "LABEL": label, "ENVS": eval_envs, **settings("04_evaluation"),
+            "PREFIXES_DIR": str(run.prefixes) if revision_prefixes else "",
+            "MAKE_PREFIXES": make_prefixes and revision_prefixes, "SEED": seed, "OUT_DIR": str(run.eval(workdir)),
+        }, [run.eval_metrics(workdir)], [run.eval(workdir)],
             inputs=("MODEL",) if make_prefixes else ("MODEL", "PREFIXES_DIR"))
 
     plan = [
-        Step("setup", "00_environment_setup", setup_dir, {
-            "ENVS": list(ENV_NAMES), "MODEL": profile["model"], "EXPERT_TASKS": 2, "SEED": seed,
-            "OUT_DIR": str(setup_dir),
-        }, [setup_dir / "setup.json"]),  # the tiny model it builds is checked by its content downstream
-        evaluation("base/eval", base_dir, base_model, "base", envs, make_prefixes=True),
+        Step("setup", "00_environment_setup", run.setup, {
+            "ENVS": list(ENV_NAMES), **settings("00_environment_setup"), "EXPERT_TASKS": EXPERT_TASKS, "SEED": seed,
+            "OUT_DIR": str(run.setup),
+        }, [run.setup_json]),  # the tiny model it builds is checked by its content downstream
+        evaluation("base/eval", run.base, base_model, "base", envs, make_prefixes=True),
     ]
-    shared_first_trees = run_dir / "iter1-mcts"
     for variant, method, variant_envs in variants(profile):
-        sample_model = base_model
+        previous: str | None = None  # the model the last iteration trained
         for iteration in range(1, profile["iterations"] + 1):
-            workdir = run_dir / variant / f"iter{iteration}"
-            # Iteration 1 samples with the same base model and seed for every multi-task
-            # method, so its trees are searched once and shared.
-            shared = iteration == 1 and variant_envs == envs
+            sample_model = previous or base_model
+            workdir = run.iteration(variant, iteration)
+            shared = run.shares_first_search(variant_envs, envs, iteration)
             mcts_key = "iter1/mcts" if shared else f"{variant}/iter{iteration}/mcts"
-            mcts_workdir = shared_first_trees if shared else workdir
-            trees_dir = mcts_workdir / "mcts" / "trees"
+            mcts_workdir = run.search_workdir(variant, iteration, shared)
             if mcts_key not in {step.key for step in plan}:
                 plan.append(Step(mcts_key, "01_mcts_collection", mcts_workdir, {
-                        "ITERATION": iteration, "MODEL": sample_model, "BACKEND": profile["backend"],
-                        "ENVS": variant_envs, "TASKS_PER_ENV": mcts["tasks_per_env"],
-                        "SIMULATIONS": mcts["simulations"], "N_GEN": mcts["n_gen"],
-                        "TEMPERATURE": mcts["temperature"], "MAX_DEPTH": mcts["max_depth"], "C": mcts["c"],
-                        "RESTORE": mcts["restore"], "BATCH_TREES": mcts["batch_trees"],
-                        "MAX_NEW_TOKENS": mcts["max_new_tokens"], "SEED": seed + iteration,
-                        "OUT_DIR": str(trees_dir.parent),
-                    }, [trees_dir.parent / "summary.json"], [trees_dir.parent], inputs=("MODEL",)))
+                    "ITERATION": iteration, "MODEL": sample_model, "ENVS": variant_envs,
+                    **settings("01_mcts_collection"), "SEED": seed + iteration, "OUT_DIR": str(run.search(mcts_workdir)),
+                }, [run.search_summary(mcts_workdir)], [run.search(mcts_workdir)], inputs=("MODEL",)))
             plan.append(Step(f"{variant}/iter{iteration}/revision", "02_revision_construction", workdir, {
-                "TREES_DIR": str(trees_dir), "METHOD": method, "ITERATION": iteration,
-                "ALPHA": alpha_for(profile, iteration), "BETA": rev["beta"], "VERIFIER": rev["verifier"],
-                "MODEL": sample_model, "BACKEND": profile["backend"],
-                "MAX_PAIRS_PER_TREE": rev["max_pairs_per_tree"], "REPLAY_CHECK": rev["replay_check"],
-                "SEED": seed + iteration, "OUT_DIR": str(workdir / "revision"),
-            }, [workdir / "revision" / "summary.json"], [workdir / "revision"],
-                inputs=("TREES_DIR", "MODEL") if rev["verifier"] == "model" else ("TREES_DIR",)))
-            init_model = sample_model if sft["init_from"] == "previous" else base_model
+                "TREES_DIR": str(run.trees(mcts_workdir)), "METHOD": method, "ITERATION": iteration,
+                "ALPHA": alpha_for(profile, iteration), "MODEL": sample_model, **settings("02_revision_construction"),
+                "SEED": seed + iteration, "OUT_DIR": str(run.revision(workdir)),
+            }, [run.revision_summary(workdir)], [run.revision(workdir)],
+                inputs=("TREES_DIR", "MODEL") if profile["revision"]["verifier"] == "model" else ("TREES_DIR",)))
             plan.append(Step(f"{variant}/iter{iteration}/sft", "03_sft_unsloth", workdir, {
-                "INIT_MODEL": init_model, "INIT_FROM": sft["init_from"],
-                "DATASET_DIR": str(workdir / "revision" / "dataset"), "ENVS": variant_envs,
-                "BACKEND": sft["backend"], "LORA": sft["lora"], "LORA_R": sft["lora_r"],
-                "LORA_ALPHA": sft["lora_alpha"], "EPOCHS": sft["epochs"],
-                "LEARNING_RATE": sft["learning_rate"], "BATCH_SIZE": sft["batch_size"],
-                "MAX_SEQ_LENGTH": sft["max_seq_length"], "GENERAL_DATA": sft["general_data"] or "",
-                "ETA": sft["eta"], "SEED": seed + iteration, "OUT_DIR": str(workdir / "sft"),
-            }, [workdir / "sft" / "train_metrics.json", workdir / "sft" / "merged" / "config.json"], [workdir / "sft"],
+                "INIT_MODEL": resolve_init_model(base_model, previous, profile["sft"]["init_from"]),
+                "DATASET_DIR": str(run.dataset(workdir)), "ENVS": variant_envs, **settings("03_sft_unsloth"),
+                "SEED": seed + iteration, "OUT_DIR": str(run.sft(workdir)),
+            }, [run.train_metrics(workdir), run.merged(workdir) / "config.json"], [run.sft(workdir)],
                 inputs=("INIT_MODEL", "DATASET_DIR")))
-            sample_model = str(workdir / "sft" / "merged")
-            plan.append(evaluation(f"{variant}/iter{iteration}/eval", workdir, sample_model,
+            previous = str(run.merged(workdir))
+            plan.append(evaluation(f"{variant}/iter{iteration}/eval", workdir, previous,
                                    f"{variant} iter {iteration}", variant_envs, make_prefixes=False))
     for notebook, files in FIGURE_NOTEBOOKS.items():
-        plan.append(Step(f"figures/{notebook}", notebook, run_dir / "figures", {
+        plan.append(Step(f"figures/{notebook}", notebook, run.figures, {
             "RUN_DIR": str(run_dir), "FIGURES_DIR": str(figures_dir),
         }, [figures_dir / name for name in files], after_all=True))
     return plan
@@ -241,7 +210,7 @@ def _clock(seconds: float) -> str:
 
 def marker_path(run_dir: Path, key: str) -> Path:
     """The step's completion marker, written by the pipeline after all of its outputs."""
-    return run_dir / "steps" / f"{key.replace('/', '__')}.json"
+    return RunLayout(run_dir).steps / f"{key.replace('/', '__')}.json"
 
 
 def _relative(value: Any, run_dir: Path) -> Any:
@@ -367,7 +336,7 @@ def run_pipeline(
     on) has its outputs removed and runs afresh; an interrupted one runs again and resumes
     from what it had written."""
     run_dir = Path(runs_root) / (run_name or profile["name"])
-    figures_dir = Path(figures_dir) if figures_dir else ROOT / "figures" / profile["name"]
+    figures_dir = Path(figures_dir) if figures_dir else default_figures_dir(profile["name"])
     plan = build_plan(profile, run_dir, figures_dir)
     for key, params in (overrides_by_step or {}).items():
         next(step for step in plan if step.key == key).parameters.update(params)
@@ -392,7 +361,7 @@ def run_pipeline(
 
 
 def _execute_plan(plan: list[Step], profile: dict, run_dir: Path, figures_dir: Path, redo_from: int) -> None:
-    manifest_path = run_dir / "run.json"
+    manifest_path = RunLayout(run_dir).manifest
     manifest = read_json(manifest_path) if manifest_path.exists() else {"steps": {}}
     for key, record in manifest["steps"].items():  # a process killed mid-step left it "running"
         if record.get("status") == "running":

@@ -1,5 +1,5 @@
 """The one place to ask for prompt text: per-environment instructions, the verifier prompt
-(first-error identification, SPEC section 5) and the revision-signal pool.
+(first-error identification, docs/design.md "Revision trajectories") and the revision-signal pool.
 
 The instructions themselves live next to each environment (`agentr_lib/envs/<name>`), which
 knows its own action syntax; `instruction_for` re-exports them lazily (importing an env
@@ -13,7 +13,7 @@ import re
 from collections.abc import Sequence
 from importlib import import_module
 
-from .agent import Step
+from .agent import Turn
 from .llm.base import Message
 
 # --------------------------------------------------------------------------------------
@@ -71,13 +71,13 @@ VERIFIER_SYSTEM = (
 )
 
 
-def _render_step(number: int, step: Step) -> str:
+def _render_step(number: int, step: Turn) -> str:
     action = step.action if step.action is not None else "(no valid action)"
     return f"Step {number}\nAction: {action}\nObservation: {step.observation}"
 
 
 def verifier_messages(
-    instruction: str, first_observation: str, steps_so_far: Sequence[Step], step: Step
+    instruction: str, first_observation: str, steps_so_far: Sequence[Turn], step: Turn
 ) -> list[Message]:
     """The chat asking the model to judge `step` given the task and `steps_so_far`.
 

@@ -5,8 +5,9 @@ Only files the steps themselves wrote are read: `run.json` (the manifest: profil
 methods, data modes, each step's time), each evaluation's `<env>.metrics.json` /
 `<env>.revision.metrics.json` and its per-episode `<env>.jsonl` / `<env>.revision.jsonl`
 (for the bootstrap intervals over goals, `stats.py`, and the revision turns), each search's
-`mcts/summary.json` and each revision step's `summary.json`. A missing file means that step
-has not run; it is skipped, and the notebooks say what is missing."""
+`mcts/summary.json` and each revision step's `summary.json`, found where `layout.py` says
+they are. A missing file means that step has not run; it is skipped, and the notebooks say
+what is missing."""
 
 from __future__ import annotations
 
@@ -21,7 +22,7 @@ import pandas as pd
 from . import stats
 from .agent import REVISION_ACTION
 from .io import atomic_write_json, read_json, read_jsonl
-from .pipeline import variants
+from .layout import RunLayout, variants
 
 LOOP_LENGTHS = (1, 2, 3, 4, 5)
 #: Scores and intervals are reported x100, rounded to this many decimals in results.json.
@@ -117,14 +118,6 @@ def _eval_rows(eval_dir: Path, labels: dict, envs: list[str], missing: list[str]
     return scores, revision, loops, episodes
 
 
-def _search_summary(workdir: Path, shared_dir: Path, iteration: int) -> Path:
-    """Where a variant's search of `iteration` wrote its summary: its own folder, or the
-    trees that iteration 1 shares between the multi-task methods (pipeline.build_plan)."""
-    own = workdir / "mcts" / "summary.json"
-    shared = shared_dir / "mcts" / "summary.json"
-    return shared if iteration == 1 and not own.exists() and shared.exists() else own
-
-
 def _averages(scores: pd.DataFrame, episodes: pd.DataFrame) -> pd.DataFrame:
     """Per model: the equal-weight mean over its envs of score and success (x100), with
     intervals from a bootstrap stratified by env (NaN where an env has no episode log)."""
@@ -154,7 +147,8 @@ def _goal_values(episodes: pd.DataFrame, column: str) -> tuple[dict[str, float],
 def collect_run(run_dir: str | Path) -> RunResults:
     """Everything the figures and tables need from one run folder."""
     run_dir = Path(run_dir)
-    manifest = read_json(run_dir / "run.json")
+    run = RunLayout(run_dir)
+    manifest = read_json(run.manifest)
     config = manifest["config"]
     setup = manifest.get("setup", {})
     data_modes = {env: mode for env, mode in setup.get("data_modes", {}).items() if env in config["envs"]}
@@ -167,29 +161,30 @@ def collect_run(run_dir: str | Path) -> RunResults:
     scores, revision, loops, counts, t_prime, episodes, trees = [], [], [], [], [], [], []
     sft: list[dict] = []
     base_labels = {"method": "base", "variant": "base", "mode": "M", "iteration": 0, "model": "base model"}
-    rows = _eval_rows(run_dir / "base" / "eval", base_labels, meta["envs"], missing, no_intervals)
+    rows = _eval_rows(run.eval(run.base), base_labels, meta["envs"], missing, no_intervals)
     for bucket, new in zip((scores, revision, loops, episodes), rows):
         bucket.extend(new)
     for variant, method, envs in variants(config):
         mode = "M" if envs == meta["envs"] else "S"
         for iteration in range(1, config["iterations"] + 1):
-            workdir = run_dir / variant / f"iter{iteration}"
+            workdir = run.iteration(variant, iteration)
             labels = {"method": method, "variant": variant, "mode": mode, "iteration": iteration,
                       "model": f"{method} iter {iteration}" + ("" if mode == "M" else f" ({envs[0]} only)")}
-            rows = _eval_rows(workdir / "eval", labels, envs, missing, no_intervals)
+            rows = _eval_rows(run.eval(workdir), labels, envs, missing, no_intervals)
             for bucket, new in zip((scores, revision, loops, episodes), rows):
                 bucket.extend(new)
-            search_path = _search_summary(workdir, run_dir / "iter1-mcts", iteration)
+            shared = run.shares_first_search(envs, meta["envs"], iteration)
+            search_path = run.search_summary(run.search_workdir(variant, iteration, shared))
             if search_path.exists():
                 for row in read_json(search_path).get("per_env", []):
                     trees.append({"method": method, "variant": variant, "iteration": iteration, "env": row["env"],
                                   "trees": row["trees"], "trees_with_success": row["trees_with_success"]})
-            sft_path = workdir / "sft" / "train_metrics.json"
+            sft_path = run.train_metrics(workdir)
             if sft_path.exists():
                 for kind, row in read_json(sft_path).get("data", {}).get("per_kind", {}).items():
                     sft.append({"method": method, "variant": variant, "iteration": iteration, "kind": kind,
                                 **{key: row.get(key, 0) for key in SFT_COLUMNS[4:]}})
-            summary_path = workdir / "revision" / "summary.json"
+            summary_path = run.revision_summary(workdir)
             if not summary_path.exists():
                 missing.append(str(summary_path))
                 continue

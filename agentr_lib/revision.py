@@ -1,4 +1,4 @@
-"""Revision trajectories from MCTS trees (SPEC section 5): pair good and bad leaves, find
+"""Revision trajectories from MCTS trees (docs/design.md "Revision trajectories"): pair good and bad leaves, find
 the first error on the bad path (transition point t'), and splice a conversation that walks
 the bad path up to t', admits the mistake, and continues along the good path.
 
@@ -15,8 +15,8 @@ Conventions (tested in tests/test_revision.py):
 
 Usage (notebook 02):
     trees = load_trees("runs/x/mcts/trees")
-    ds = build_dataset(trees, "agent_r", alpha=0.5, beta=0.2, verifier="value", max_pairs_per_tree=4,
-                       seed=0, replay_env_factory=lambda: make_env("textcraft"))
+    settings = RevisionSettings("agent_r", alpha=0.5, beta=0.2, verifier="value", max_pairs_per_tree=4, seed=0)
+    ds = build_dataset(trees, settings, replay_env_factory=lambda: make_env("textcraft"))
     save_dataset(ds, "runs/x/revision/dataset"); pandas.DataFrame(counts(ds))
 """
 
@@ -25,16 +25,18 @@ from __future__ import annotations
 import json
 import math
 import random
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from tqdm.auto import tqdm
 
-from .agent import REVISION_ACTION, REVISION_OBSERVATION, Step, opening_messages, parse_action, take_action
+from .agent import REVISION_ACTION, REVISION_OBSERVATION, Turn, opening_messages, parse_action, take_action
+from .conversation import N_OPENING
 from .envs.base import Env
 from .llm.base import Message, Policy
 from .mcts import Node, Tree
+from .profiles import METHODS, default
 from .prompts import REVISION_SIGNALS, parse_judgment, verifier_messages
 
 
@@ -134,7 +136,7 @@ VALUE_RULES = ("mean", "no_good")
 
 def value_verifier(pair: Pair, alpha: float, rule: str = "mean") -> Verdict:
     """The first bad-path step after the divergence that the search already rated as lost.
-    rule "mean" (the SPEC's): the node's mean value W/N is below alpha (below 1 when
+    rule "mean" (the default, the design's): the node's mean value W/N is below alpha (below 1 when
     alpha >= 1, which makes t' = d + 1 whenever the bad leaf failed outright);
     rule "no_good": no leaf under the node is good (`is_good(best, alpha)` fails), i.e. the
     latest point the search saw no way back from -- never earlier than needed.
@@ -160,8 +162,8 @@ def value_verifier(pair: Pair, alpha: float, rule: str = "mean") -> Verdict:
     return Verdict(len(steps), name, judgments)
 
 
-def _as_step(node: Node) -> Step:
-    return Step(response=node.response or "", action=node.action, observation=node.observation,
+def _as_turn(node: Node) -> Turn:
+    return Turn(response=node.response or "", action=node.action, observation=node.observation,
                 reward=node.reward, done=node.done)
 
 
@@ -173,7 +175,7 @@ def model_verifier(
     pairs); the first step judged Bad is t'; none Bad -> t' = the last step.
     `judge_from="divergence"` (default) judges steps d+1..L only (the shared steps led to a
     good outcome and a Bad there would splice a revision after a correct action);
-    `judge_from="start"` walks the whole bad path as the SPEC's literal reading does."""
+    `judge_from="start"` walks the whole bad path from its first action, as the paper describes it."""
     if judge_from not in ("divergence", "start"):
         raise ValueError(f"judge_from={judge_from!r}; expected 'divergence' or 'start'")
     # A bad leaf paired with several good leaves is judged once per step (same prompt).
@@ -185,8 +187,8 @@ def model_verifier(
         for position in range(pair.d if judge_from == "divergence" else 0, len(steps)):
             key = (id(pair.tree), pair.bad.id, position + 1)
             if key not in prompts:
-                history = [_as_step(node) for node in steps[:position]]
-                prompts[key] = verifier_messages(root.instruction, root.observation, history, _as_step(steps[position]))
+                history = [_as_turn(node) for node in steps[:position]]
+                prompts[key] = verifier_messages(root.instruction, root.observation, history, _as_turn(steps[position]))
             keys.append(key)
         wanted.append(keys)
     order = list(prompts)
@@ -254,7 +256,7 @@ def replay_check(messages: list[dict], env: Env, task_id: int, target: float) ->
     env.reset(task_id)
     replayed = [dict(m) for m in messages]
     reward, finished = 0.0, False
-    for i in range(3, len(replayed) - 1, 2):  # assistant turns after the opening
+    for i in range(N_OPENING, len(replayed) - 1, 2):  # assistant turns after the opening
         action = parse_action(replayed[i]["content"])
         if finished and action is not None:
             observation = "The episode has already ended."
@@ -269,45 +271,101 @@ def replay_check(messages: list[dict], env: Env, task_id: int, target: float) ->
 # Datasets
 # --------------------------------------------------------------------------------------
 
-METHODS = ("agent_r", "direct_revision", "good_only")
+@dataclass(frozen=True)
+class RevisionSettings:
+    """How one iteration's trees become training rows: the profile's `revision` section
+    (defaults from agentr_lib.profiles) plus the method and the choices tests and ablations
+    vary. `alpha`: a good leaf scores above it; `beta`: a bad leaf scores at least this much
+    below its good one; `max_pairs_per_tree` / `max_good_per_tree` (None = all) cap pairs and
+    good rows per tree by a seeded sample (a tree whose late steps branch a lot yields many
+    near-identical good paths); `judge_from` and `value_rule` as in `model_verifier` and
+    `value_verifier`; `drop_inconsistent` leaves out the splices whose replay misses the good
+    reward."""
+
+    method: str = "agent_r"
+    alpha: float = default("revision.alpha")[0]
+    beta: float = default("revision.beta")
+    verifier: str = default("revision.verifier")
+    max_pairs_per_tree: int | None = default("revision.max_pairs_per_tree")
+    max_good_per_tree: int | None = None
+    seed: int = 0
+    judge_from: str = "divergence"
+    value_rule: str = "mean"
+    drop_inconsistent: bool = False
+
+    def __post_init__(self) -> None:
+        for name, value, allowed in (("method", self.method, METHODS), ("verifier", self.verifier, ("value", "model")),
+                                     ("judge_from", self.judge_from, ("divergence", "start")),
+                                     ("value_rule", self.value_rule, VALUE_RULES)):
+            if value not in allowed:
+                raise ValueError(f"{name}={value!r}; expected one of {allowed}")
 
 
-def build_rows(
-    trees: Sequence[Tree], method: str = "agent_r", alpha: float = 0.5, beta: float = 0.2,
-    verifier: str = "value", policy: Policy | None = None, max_pairs_per_tree: int | None = 4,
-    max_good_per_tree: int | None = None, seed: int = 0, replay_env_factory: Callable[[], Env] | None = None, judge_from: str = "divergence",
-    drop_inconsistent: bool = False, value_rule: str = "mean", progress: bool = True,
-) -> list[dict]:
-    """The rows of `build_dataset` as plain dicts (one per trajectory): good rows first (tree
-    order, then leaf order), then spliced rows. With `replay_env_factory` every splice is
-    replayed (observations replaced, `consistent` recorded); `drop_inconsistent` then leaves
-    out the splices whose replay misses the good reward. `max_good_per_tree` (None = every
-    good leaf, as the SPEC says) caps good rows per tree by a seeded sample: a tree whose
-    late steps branch a lot yields many near-identical good paths."""
-    if method not in METHODS:
-        raise ValueError(f"method={method!r}; expected one of {METHODS}")
-    if verifier not in ("value", "model"):
-        raise ValueError(f"verifier={verifier!r}; expected 'value' or 'model'")
-    if verifier == "model" and method == "agent_r" and policy is None:
+@dataclass(kw_only=True)
+class RevisionRow:
+    """One training trajectory: a row of the dataset, its fields in column order (the one
+    place the row schema is written; `row_features` maps their types to `datasets` types).
+
+    `kind`: revision (Agent-R splice), direct (Direct-Revision splice) or good; `t_prime`:
+    bad-path steps kept before the revision signal (-1 for good rows); `bad_len` = t';
+    `good_len`: good-path steps after the splice point (the whole path for a good row);
+    `bad_score` and `divergence` (steps shared by the pair): -1 for good rows; `judgments`:
+    the verifier's per-step evidence as JSON; `consistent`: whether the replayed splice still
+    reaches the good reward (None without a replay check)."""
+
+    messages: list[dict]
+    env: str
+    task_id: int
+    kind: str
+    t_prime: int = -1
+    bad_len: int = 0
+    good_len: int
+    good_score: float
+    bad_score: float = -1.0
+    divergence: int = -1
+    signal: str = ""
+    verifier: str = ""
+    judgments: str = "[]"
+    consistent: bool | None = None
+
+    def to_dict(self) -> dict:
+        return {name: getattr(self, name) for name in ROW_COLUMNS}
+
+
+#: The dataset's columns, in order.
+ROW_COLUMNS: tuple[str, ...] = tuple(f.name for f in fields(RevisionRow))
+
+
+def build_rows(trees: Sequence[Tree], settings: RevisionSettings | None = None, policy: Policy | None = None,
+               replay_env_factory: Callable[[], Env] | None = None, progress: bool = True) -> list[RevisionRow]:
+    """The rows of `build_dataset`, one per trajectory: good rows first (tree order, then
+    leaf order), then spliced rows. `policy`: the actor, for the model verifier. With
+    `replay_env_factory` every splice is replayed (observations replaced, `consistent`
+    recorded)."""
+    settings = settings or RevisionSettings()
+    method = settings.method
+    if settings.verifier == "model" and method == "agent_r" and policy is None:
         raise ValueError("verifier='model' needs a policy (the actor judges its own steps)")
-    rng = random.Random(seed)
-    rows: list[dict] = []
+    rng = random.Random(settings.seed)
+    rows: list[RevisionRow] = []
     for tree in trees:
-        good_leaves = [leaf for leaf in leaves(tree) if is_good(leaf.score, alpha)]
-        if max_good_per_tree is not None and len(good_leaves) > max_good_per_tree:
-            good_leaves = [good_leaves[i] for i in sorted(rng.sample(range(len(good_leaves)), max_good_per_tree))]
+        good_leaves = [leaf for leaf in leaves(tree) if is_good(leaf.score, settings.alpha)]
+        cap = settings.max_good_per_tree
+        if cap is not None and len(good_leaves) > cap:
+            good_leaves = [good_leaves[i] for i in sorted(rng.sample(range(len(good_leaves)), cap))]
         for leaf in good_leaves:
-            messages = good_messages(leaf, tree)
-            rows.append(_row(tree, "good", messages, None, 0, leaf.depth, leaf.score, None, None, "", [], None))
+            rows.append(RevisionRow(messages=good_messages(leaf, tree), env=tree.env, task_id=tree.task_id, kind="good",
+                                    good_len=leaf.depth, good_score=leaf.score))
     if method == "good_only":
         return rows
-    pairs = [pair for tree in trees for pair in make_pairs(tree, alpha, beta, max_pairs_per_tree, rng)]
+    pairs = [pair for tree in trees
+             for pair in make_pairs(tree, settings.alpha, settings.beta, settings.max_pairs_per_tree, rng)]
     if method == "direct_revision":
         verdicts = [Verdict(len(p.bad_steps), "none", []) for p in pairs]
-    elif verifier == "model":
-        verdicts = model_verifier(pairs, policy, judge_from=judge_from, progress=progress)
+    elif settings.verifier == "model":
+        verdicts = model_verifier(pairs, policy, judge_from=settings.judge_from, progress=progress)
     else:
-        verdicts = [value_verifier(pair, alpha, value_rule) for pair in pairs]
+        verdicts = [value_verifier(pair, settings.alpha, settings.value_rule) for pair in pairs]
     kind = "revision" if method == "agent_r" else "direct"
     env = replay_env_factory() if replay_env_factory is not None else None
     try:
@@ -317,60 +375,42 @@ def build_rows(
             consistent = None
             if env is not None:
                 consistent, messages, _ = replay_check(messages, env, pair.tree.task_id, pair.good.score)
-                if drop_inconsistent and not consistent:
+                if settings.drop_inconsistent and not consistent:
                     continue
-            good_len = len(pair.good_steps) - min(verdict.t_prime, pair.d)
-            rows.append(_row(pair.tree, kind, messages, verdict.t_prime, verdict.t_prime, good_len, pair.good.score,
-                             pair.bad.score, pair.d, verdict.verifier, verdict.judgments, consistent, signal))
+            rows.append(RevisionRow(
+                messages=messages, env=pair.tree.env, task_id=pair.tree.task_id, kind=kind,
+                good_len=len(pair.good_steps) - min(verdict.t_prime, pair.d), good_score=pair.good.score,
+                t_prime=verdict.t_prime, bad_len=verdict.t_prime, bad_score=pair.bad.score, divergence=pair.d,
+                signal=signal, verifier=verdict.verifier,
+                judgments=json.dumps(verdict.judgments, ensure_ascii=False), consistent=consistent))
     finally:
         if env is not None:
             env.close()
     return rows
 
 
-ROW_COLUMNS = ("messages", "env", "task_id", "kind", "t_prime", "bad_len", "good_len", "good_score", "bad_score",
-               "divergence", "signal", "verifier", "judgments", "consistent")
-
-
-def _row(tree: Tree, kind: str, messages: list[dict], t_prime: int | None, bad_len: int, good_len: int,
-         good_score: float, bad_score: float | None, divergence_depth: int | None, verifier: str,
-         judgments: list[dict], consistent: bool | None, signal: str = "") -> dict:
-    return {
-        "messages": messages, "env": tree.env, "task_id": tree.task_id, "kind": kind,
-        "t_prime": -1 if t_prime is None else t_prime, "bad_len": bad_len, "good_len": good_len,
-        "good_score": good_score, "bad_score": -1.0 if bad_score is None else bad_score,
-        "divergence": -1 if divergence_depth is None else divergence_depth, "signal": signal,
-        "verifier": verifier, "judgments": json.dumps(judgments, ensure_ascii=False), "consistent": consistent,
-    }
-
-
 def row_features() -> Any:
-    """The dataset schema, fixed so that datasets of different envs/methods (or an empty one)
-    always concatenate."""
+    """The dataset schema (RevisionRow's fields as `datasets` types), fixed so that datasets
+    of different envs/methods (or an empty one) always concatenate."""
     from datasets import Features, List, Value
 
-    message = {"role": Value("string"), "content": Value("string"), "loss": Value("bool")}
-    return Features({
-        "messages": List(message), "env": Value("string"), "task_id": Value("int64"), "kind": Value("string"),
-        "t_prime": Value("int64"), "bad_len": Value("int64"), "good_len": Value("int64"),
-        "good_score": Value("float64"), "bad_score": Value("float64"), "divergence": Value("int64"),
-        "signal": Value("string"), "verifier": Value("string"), "judgments": Value("string"),
-        "consistent": Value("bool"),
-    })
+    types = {"list[dict]": lambda: List({"role": Value("string"), "content": Value("string"), "loss": Value("bool")}),
+             "str": lambda: Value("string"), "int": lambda: Value("int64"), "float": lambda: Value("float64"),
+             "bool | None": lambda: Value("bool")}
+    # one object per column: the pickled schema (and so datasets' fingerprint) stays what it was
+    return Features({f.name: types[str(f.type)]() for f in fields(RevisionRow)})
 
 
-def build_dataset(trees: Sequence[Tree], method: str = "agent_r", **kwargs: Any) -> Any:
-    """A `datasets.Dataset`, one row per trajectory: messages [{role, content, loss}], env,
-    task_id, kind (revision/direct/good), t_prime (-1 for good rows), bad_len, good_len,
-    good_score, bad_score (-1 for good rows), divergence (-1 for good rows), signal,
-    verifier, judgments (JSON), consistent (None without a replay check).
-    Keyword arguments as in `build_rows`."""
+def build_dataset(trees: Sequence[Tree], settings: RevisionSettings | None = None, policy: Policy | None = None,
+                  replay_env_factory: Callable[[], Env] | None = None, progress: bool = True) -> Any:
+    """A `datasets.Dataset` of `build_rows`, one row per trajectory (RevisionRow's fields:
+    messages [{role, content, loss}], env, task_id, kind, t_prime, ...)."""
     from datasets import Dataset
 
-    rows = build_rows(trees, method=method, **kwargs)
+    rows = build_rows(trees, settings, policy=policy, replay_env_factory=replay_env_factory, progress=progress)
     if not rows:
         return Dataset.from_dict({key: [] for key in ROW_COLUMNS}, features=row_features())
-    return Dataset.from_list(rows, features=row_features())
+    return Dataset.from_list([row.to_dict() for row in rows], features=row_features())
 
 
 def save_dataset(ds: Any, out_dir: str | Path) -> Path:

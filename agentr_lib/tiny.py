@@ -31,7 +31,7 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from .agent import format_response, opening_messages
+from .agent import expert_trajectory, opening_messages
 from .io import atomic_write_json, read_json
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -214,27 +214,21 @@ def _make_env(name: str, seed: int | None = None) -> Any:
 
 
 def expert_episode(env: Any, task_id: int, first_observation: str | None = None) -> dict | None:
-    """Replay the expert on `task_id`: the conversation (all assistant turns trained) and its
-    final reward; None when the expert cannot be produced. `first_observation` replaces the
-    reset text shown to the model (the episode itself is unchanged)."""
-    env.reset(task_id)
-    steps = env.expert(task_id)
-    first = env.reset(task_id)  # expert() may have moved the env
-    if first_observation is not None:
-        first = first_observation
-    messages = opening_messages(env.instruction, first)
-    reward, done = 0.0, False
-    for step in steps:
-        messages.append({"role": "assistant", "content": format_response(step.thought, step.action)})
-        observation, reward, done = env.step(step.action)
-        messages.append({"role": "user", "content": observation})
-        if done:
-            break
+    """The expert's episode on `task_id` (agent.expert_trajectory) as a training
+    conversation (all assistant turns trained) with its final reward. `first_observation`
+    replaces the reset text shown to the model (the episode itself is unchanged)."""
+    trajectory = expert_trajectory(env, task_id)
+    messages = opening_messages(env.instruction, first_observation if first_observation is not None
+                                else trajectory.first_observation)
+    for turn in trajectory.steps:
+        messages.append({"role": "assistant", "content": turn.response})
+        messages.append({"role": "user", "content": turn.observation})
     if messages[-1]["role"] == "user" and len(messages) > 3:
         messages.pop()  # the final observation is never trained; keep the episode ending on the agent
     for message in messages:
         message["loss"] = message["role"] == "assistant"
-    return {"messages": messages, "reward": float(reward), "done": bool(done)}
+    reward = trajectory.steps[-1].reward if trajectory.steps else 0.0
+    return {"messages": messages, "reward": float(reward), "done": trajectory.done}
 
 
 def _look_alike_goals(env: Any, ids: Sequence[int]) -> dict[int, list[int]]:

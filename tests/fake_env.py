@@ -1,8 +1,10 @@
-"""A deterministic toy environment for tests of the runner and evaluation, independent of
-the real environments: task t = "reach the number t" with actions `add <k>` / `look`.
+"""Deterministic toy environments for tests, independent of the real environments.
 
-Reward = current / target (in [0, 1]) after each step; done with reward 1 on reaching the
-target, done with reward 0 on overshooting. The expert adds 1 until it reaches the target.
+- `CounterEnv` (the runner and evaluation): task t = "reach the number t" with actions
+  `add <k>` / `look`. Reward = current / target (in [0, 1]) after each step; done with reward
+  1 on reaching the target, done with reward 0 on overshooting. The expert adds 1 until it
+  reaches the target.
+- `NumberLine` (search and revision): walk to position t with `right` / `left`.
 """
 
 from __future__ import annotations
@@ -57,3 +59,46 @@ class CounterEnv:
 
     def close(self) -> None:
         self.closed = True
+
+
+class NumberLine:
+    """Walk from 0 to `task_id` with `right`/`left`; reaching it gives reward 1 and ends the
+    episode; `fall` ends it with a negative reward. Snapshot = the position."""
+
+    name = "numberline"
+    instruction = "Reach the goal position."
+
+    def __init__(self, supports_snapshot: bool = True, partial: bool = False):
+        self.supports_snapshot = supports_snapshot
+        self.partial = partial  # reward = current score max(pos, 0) / goal, as ScienceWorld's
+        self.pos = 0
+        self.goal = 0
+
+    def task_ids(self, split: str) -> list[int]:
+        return [1, 2, 3, 4]
+
+    def reset(self, task_id: int) -> str:
+        self.pos, self.goal = 0, task_id
+        return f"You are at 0. Goal: {task_id}."
+
+    def step(self, action: str) -> tuple[str, float, bool]:
+        if action == "fall":
+            return "You fell.", -1.0, True
+        if action in ("left", "right"):
+            self.pos += 1 if action == "right" else -1
+            if self.pos == self.goal:
+                return f"You reached {self.pos}.", 1.0, True
+            return f"You are at {self.pos}.", max(self.pos, 0) / self.goal if self.partial else 0.0, False
+        return "Nothing happens.", 0.0, False
+
+    def snapshot(self) -> int:
+        return self.pos
+
+    def restore(self, state: int) -> None:
+        self.pos = state
+
+    def expert(self, task_id: int) -> list:
+        return []
+
+    def close(self) -> None:
+        pass

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import importlib.util
+import importlib
 import re
 
 import pytest
 from fake_env import CounterEnv
 
 from agentr_lib.agent import (
-    ACK,
     NO_ACTION_OBSERVATION,
     Trajectory,
     format_response,
@@ -17,8 +16,8 @@ from agentr_lib.agent import (
     parse_action,
     run_episode,
     run_episodes,
-    truncate_messages,
 )
+from agentr_lib.conversation import ACK, truncate_messages
 from agentr_lib.llm.scripted import ScriptedPolicy
 
 LONG_THOUGHT = "I am thinking about the recipe. " * 2000
@@ -190,16 +189,6 @@ def test_prefix_is_replayed_then_the_policy_continues():
 # ----------------------------------------------------------------------------------
 
 
-def _env_available(name: str) -> bool:
-    """Skip only while another helper is still writing the env (module or class missing)."""
-    from agentr_lib.envs import REGISTRY
-
-    module_name, class_name = REGISTRY[name].split(":")
-    if importlib.util.find_spec(module_name) is None:
-        return False
-    return hasattr(importlib.import_module(module_name), class_name)
-
-
 def _expert_policy(experts_by_first_observation: dict[str, list]) -> ScriptedPolicy:
     def respond(conversation, rng):
         steps = experts_by_first_observation[conversation[2]["content"]]
@@ -238,15 +227,11 @@ def _check_expert_replay(name: str, n_tasks: int) -> None:
 
 @pytest.mark.parametrize("name", ["textcraft", "webshop"])
 def test_expert_replay_reproduces_expert_success(name):
-    if not _env_available(name):
-        pytest.skip(f"agentr_lib.envs {name} module not written yet")
     _check_expert_replay(name, n_tasks=5)
 
 
 @pytest.mark.slow
 def test_expert_replay_reproduces_expert_success_sciworld():
-    if not _env_available("sciworld"):
-        pytest.skip("agentr_lib.envs.sciworld not written yet")
     _check_expert_replay("sciworld", n_tasks=2)
 
 
@@ -260,8 +245,6 @@ def test_instruction_for_reexports_the_env_instruction(name):
     from agentr_lib.envs import REGISTRY
     from agentr_lib.prompts import instruction_for
 
-    if not _env_available(name):
-        pytest.skip(f"agentr_lib.envs {name} not written yet")
     module_name, class_name = REGISTRY[name].split(":")
     text = instruction_for(name)
     assert text == getattr(importlib.import_module(module_name), class_name).instruction
@@ -276,12 +259,12 @@ def test_instruction_for_unknown_env():
 
 
 def test_verifier_messages_show_task_history_and_the_step_to_judge():
-    from agentr_lib.agent import Step
+    from agentr_lib.agent import Turn
     from agentr_lib.prompts import verifier_messages
 
-    history = [Step("Thought: a\nAction: get 1 oak log", "get 1 oak log", "Got 1 oak log", 0.0, False),
-               Step("Thought: ???", None, NO_ACTION_OBSERVATION, 0.0, False)]
-    current = Step("Thought: b\nAction: craft 4 oak planks using 1 oak log", "craft 4 oak planks using 1 oak log",
+    history = [Turn("Thought: a\nAction: get 1 oak log", "get 1 oak log", "Got 1 oak log", 0.0, False),
+               Turn("Thought: ???", None, NO_ACTION_OBSERVATION, 0.0, False)]
+    current = Turn("Thought: b\nAction: craft 4 oak planks using 1 oak log", "craft 4 oak planks using 1 oak log",
                    "Crafted 4 minecraft:oak_planks", 0.0, False)
     messages = verifier_messages("THE INSTRUCTION", "Goal: craft stick.", history, current)
     assert [m["role"] for m in messages] == ["user"]

@@ -105,8 +105,8 @@ def _trained_text(tokenizer, example) -> str:
 def test_truncation_drops_the_oldest_turns_as_inference_does(tokenizer):
     """A long revision row loses its oldest turns after the first observation (the masked bad
     segment), not its tail: the revision signal and the good continuation stay trained, and
-    the kept conversation is exactly what agent.truncate_messages would show the model."""
-    from agentr_lib.agent import truncate_messages
+    the kept conversation is exactly what conversation.truncate_messages would show the model."""
+    from agentr_lib.conversation import truncate_messages
 
     messages = revision_trajectory()
     full = tokenize_conversation(tokenizer, messages)

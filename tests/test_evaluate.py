@@ -171,12 +171,8 @@ def test_error_prefixes_need_sampling(tmp_path):
 def test_evaluate_suite_on_textcraft_with_revision_protocol(tmp_path):
     """The notebook's one call, on the real TextCraft split: base run makes the prefixes,
     a second model reuses them."""
-    import importlib
-
     from agentr_lib.evaluate import evaluate_suite
 
-    if not hasattr(importlib.import_module("agentr_lib.envs.textcraft"), "TextCraftEnv"):
-        pytest.skip("TextCraft env not written yet")
     base = ScriptedPolicy(lambda conversation, rng: format_response("?", rng.choice(["inventory", "get 1 oak log"])))
     result = evaluate_suite(base, ["textcraft"], tmp_path / "base", max_turns=4, tasks_per_env=3, seed=3,
                             prefixes_dir=tmp_path / "prefixes", make_prefixes=True, progress=False)
@@ -184,8 +180,10 @@ def test_evaluate_suite_on_textcraft_with_revision_protocol(tmp_path):
     prefixes = json.loads((tmp_path / "prefixes" / "textcraft.json").read_text())
     assert len(prefixes["prefixes"]) == 3 and result["revision"]["textcraft"]["n"] == 3
     assert json.loads((tmp_path / "base" / "metrics.json").read_text()) == result["metrics"]
+    assert json.loads((tmp_path / "base" / "textcraft.config.json").read_text())["seed"] == 3, "the seed reaches the episodes"
     later = ScriptedPolicy(lambda conversation, rng: format_response("?", "inventory"))
-    again = evaluate_suite(later, ["textcraft"], tmp_path / "later", max_turns=4, tasks_per_env=3, seed=3,
+    again = evaluate_suite(later, ["textcraft"], tmp_path / "later", max_turns={"textcraft": 4},
+                           tasks_per_env={"textcraft": 3}, seed=3,
                            prefixes_dir=tmp_path / "prefixes", progress=False)
     assert json.loads((tmp_path / "prefixes" / "textcraft.json").read_text()) == prefixes
     assert again["revision"]["textcraft"]["n"] == 3

@@ -12,54 +12,12 @@ import pytest
 
 from agentr_lib.agent import NO_ACTION_OBSERVATION
 from agentr_lib.mcts import (
-    MCTSConfig, Node, backpropagate, load_tree, load_trees, mark_terminal, search_trees, summarize, tree_to_dict, uct_select,
+    MCTSConfig, Node, backpropagate, load_tree, load_trees, mark_terminal, search_trees, tree_rows, tree_to_dict, uct_select,
 )
+from fake_env import NumberLine
 
 
 # ---------------------------------------------------------------------- helpers
-
-
-class NumberLine:
-    """Walk from 0 to `task_id` with `right`/`left`; reaching it gives reward 1 and ends the
-    episode; `fall` ends it with a negative reward. Snapshot = the position."""
-
-    name = "numberline"
-    instruction = "Reach the goal position."
-
-    def __init__(self, supports_snapshot: bool = True, partial: bool = False):
-        self.supports_snapshot = supports_snapshot
-        self.partial = partial  # reward = current score max(pos, 0) / goal, as ScienceWorld's
-        self.pos = 0
-        self.goal = 0
-
-    def task_ids(self, split: str) -> list[int]:
-        return [1, 2, 3, 4]
-
-    def reset(self, task_id: int) -> str:
-        self.pos, self.goal = 0, task_id
-        return f"You are at 0. Goal: {task_id}."
-
-    def step(self, action: str) -> tuple[str, float, bool]:
-        if action == "fall":
-            return "You fell.", -1.0, True
-        if action in ("left", "right"):
-            self.pos += 1 if action == "right" else -1
-            if self.pos == self.goal:
-                return f"You reached {self.pos}.", 1.0, True
-            return f"You are at {self.pos}.", max(self.pos, 0) / self.goal if self.partial else 0.0, False
-        return "Nothing happens.", 0.0, False
-
-    def snapshot(self) -> int:
-        return self.pos
-
-    def restore(self, state: int) -> None:
-        self.pos = state
-
-    def expert(self, task_id: int) -> list:
-        return []
-
-    def close(self) -> None:
-        pass
 
 
 class HashPolicy:
@@ -240,7 +198,7 @@ def test_search_on_fake_env_builds_consistent_trees(tmp_path):
         check_invariants(tree, config)
     capped = [leaf for leaf in leaves if not leaf.done]
     assert capped and all(leaf.depth == config.max_depth for leaf in capped)
-    rows = summarize(result.trees)
+    rows = tree_rows(result.trees)
     assert [row["leaves"] for row in rows] == [len(t.leaves()) for t in result.trees]
     # round trip
     (tmp_path / "summary.json").write_text("{}", encoding="utf-8")  # not a tree: ignored
@@ -361,8 +319,10 @@ def test_corrupt_tree_file_is_reported_and_searched_again(tmp_path):
 
 @pytest.fixture(scope="module")
 def textcraft():
-    """The TextCraft module (a fixture, so a missing module skips only these tests)."""
-    return pytest.importorskip("agentr_lib.envs.textcraft")
+    """The TextCraft module."""
+    import agentr_lib.envs.textcraft
+
+    return agentr_lib.envs.textcraft
 
 
 def expert_noise_policy(env, task_ids, p_expert: float = 0.7, seed: int = 0) -> HashPolicy:

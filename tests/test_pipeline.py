@@ -34,7 +34,7 @@ def test_plan_order_and_model_chaining(tmp_path):
     # the revision step reads the trees its iteration searched
     trees = Path(by_key["iter1/mcts"].parameters["OUT_DIR"]) / "trees"
     assert by_key["direct_revision/iter1/revision"].parameters["TREES_DIR"] == str(trees)
-    assert [by_key[f"agent_r/iter{k}/revision"].parameters["ALPHA"] for k in (1, 2, 3)] == [-1.0, -1.0, -1.0]
+    assert [by_key[f"agent_r/iter{k}/revision"].parameters["ALPHA"] for k in (1, 2, 3)] == profile["revision"]["alpha"]
     assert keys[-5:] == [f"figures/{name}" for name in (
         "10_figure3_training_trajectories", "11_figure4_loops", "12_figure5_revision_length",
         "13_figure6_training_methods", "14_tables")]

@@ -8,7 +8,7 @@ import papermill
 import pytest
 
 from agentr_lib.evaluate import episode_record, metrics_from_records
-from agentr_lib.agent import Step, Trajectory
+from agentr_lib.agent import Trajectory, Turn
 from agentr_lib.profiles import load_profile
 from agentr_lib.results import (README_BEGIN, README_END, collect_run, has_revision_turn, readme_tables,
                                 results_summary, step_minutes, update_readme, write_results_json)
@@ -37,7 +37,7 @@ def _episode(task: int, success: bool, revise: bool, env: str = "textcraft") -> 
     actions = ["get 1 oak logs", "craft 4 oak planks using 1 oak logs"]
     if revise:
         actions.insert(1, "Wait")  # the revision turn, however the model capitalised it
-    steps = [Step(response=f"Thought: t\nAction: {a}", action=a, observation="ok", reward=0.0, done=False)
+    steps = [Turn(response=f"Thought: t\nAction: {a}", action=a, observation="ok", reward=0.0, done=False)
              for a in actions]
     trajectory = Trajectory(env=env, task_id=task, instruction="i", first_observation="o", steps=steps,
                             final_reward=1.0 if success else 0.0, done=success)

@@ -14,10 +14,10 @@ from agentr_lib.llm.scripted import ScriptedPolicy
 from agentr_lib.mcts import Node, Tree, backpropagate, mark_terminal
 from agentr_lib.prompts import REVISION_SIGNALS
 from agentr_lib.revision import (
-    build_dataset, counts, divergence, is_good, leaves, make_pairs, model_verifier, parse_judgment, replay_check,
+    RevisionSettings, build_dataset, counts, divergence, is_good, leaves, make_pairs, model_verifier, parse_judgment, replay_check,
     save_dataset, splice, value_verifier,
 )
-from test_mcts import NumberLine
+from fake_env import NumberLine
 
 # ---------------------------------------------------------------------- a hand-built tree
 #
@@ -152,7 +152,8 @@ def test_value_verifier_no_good_rule_waits_for_the_point_of_no_return():
     assert value_verifier(pair_of(tree, n["G"], n["E"]), 0.5, rule="no_good").t_prime == 1  # E itself is good
     with pytest.raises(ValueError, match="rule"):
         value_verifier(gd, 0.5, rule="median")
-    ds = build_dataset([tree], "agent_r", alpha=0.5, beta=0.2, value_rule="no_good", max_pairs_per_tree=None, progress=False)
+    ds = build_dataset([tree], RevisionSettings("agent_r", alpha=0.5, beta=0.2, value_rule="no_good", max_pairs_per_tree=None),
+                       progress=False)
     assert {r["verifier"] for r in ds.to_list() if r["kind"] == "revision"} == {"value-no-good"}
 
 
@@ -215,8 +216,8 @@ def test_splice_at_before_and_after_divergence():
 
 def test_dataset_rows_methods_and_counts(tmp_path):
     tree, n = hand_tree()
-    agent_r = build_dataset([tree], "agent_r", alpha=0.5, beta=0.2, verifier="value", max_pairs_per_tree=None,
-                            seed=0, progress=False)
+    agent_r = build_dataset([tree], RevisionSettings("agent_r", alpha=0.5, beta=0.2, verifier="value",
+                                                    max_pairs_per_tree=None, seed=0), progress=False)
     rows = agent_r.to_list()
     assert [r["kind"] for r in rows] == ["good"] * 2 + ["revision"] * 5
     good = rows[0]
@@ -227,7 +228,8 @@ def test_dataset_rows_methods_and_counts(tmp_path):
     assert gd["verifier"] == "value" and json.loads(gd["judgments"]) == [{"step": 2, "value": 0.0, "N": 1}]
     assert gd["consistent"] is None
 
-    direct = build_dataset([tree], "direct_revision", alpha=0.5, beta=0.2, max_pairs_per_tree=None, progress=False).to_list()
+    direct = build_dataset([tree], RevisionSettings("direct_revision", alpha=0.5, beta=0.2, max_pairs_per_tree=None),
+                           progress=False).to_list()
     spliced = [r for r in direct if r["kind"] == "direct"]
     assert len(spliced) == 5 and all(r["t_prime"] == r["bad_len"] for r in spliced)
     gd_direct = next(r for r in spliced if r["divergence"] == 1 and r["bad_score"] == 0.0 and r["good_score"] == 1.0)
@@ -235,11 +237,11 @@ def test_dataset_rows_methods_and_counts(tmp_path):
     signal = {"role": "assistant", "content": f"Thought: {gd_direct['signal']}\nAction: wait", "loss": True}
     assert body == OPENING + turns("acd", False) + [signal, SIGNAL[1]] + turns("bg", True)
 
-    only_good = build_dataset([tree], "good_only", alpha=1.0, beta=0.2, progress=False)
+    only_good = build_dataset([tree], RevisionSettings("good_only", alpha=1.0, beta=0.2), progress=False)
     assert only_good["kind"] == ["good"] and only_good["good_score"] == [1.0]
     assert counts(only_good)[0]["revision"] == 0 and math.isnan(counts(only_good)[0]["mean_t_prime"])
     assert set(counts(only_good)[0]) == set(counts(agent_r)[0])
-    one_good = build_dataset([tree], "good_only", alpha=0.5, beta=0.2, max_good_per_tree=1, progress=False)
+    one_good = build_dataset([tree], RevisionSettings("good_only", alpha=0.5, beta=0.2, max_good_per_tree=1), progress=False)
     assert len(one_good) == 1
 
     table = counts(agent_r)
@@ -251,22 +253,22 @@ def test_dataset_rows_methods_and_counts(tmp_path):
     lines = (out / "data.jsonl").read_text(encoding="utf-8").splitlines()
     assert [json.loads(line) for line in lines] == rows
 
-    goods_only = build_dataset([tree], "agent_r", alpha=1.0, beta=2.0, progress=False)  # no pair this far apart
+    goods_only = build_dataset([tree], RevisionSettings("agent_r", alpha=1.0, beta=2.0), progress=False)  # no pair this far apart
     assert goods_only["kind"] == ["good"]
-    empty = build_dataset([], "agent_r", progress=False)
+    empty = build_dataset([], RevisionSettings("agent_r"), progress=False)
     assert len(empty) == 0 and list(empty.features) == list(agent_r.features)
-    checked = build_dataset([numberline_tree()[0]], "agent_r", replay_env_factory=NumberLine, progress=False)
+    checked = build_dataset([numberline_tree()[0]], RevisionSettings("agent_r"), replay_env_factory=NumberLine, progress=False)
     from datasets import concatenate_datasets
     both = concatenate_datasets([agent_r, empty, checked])  # None and bool `consistent`, empty parts
     assert len(both) == len(agent_r) + len(checked) and both["consistent"][-1] is False
     with pytest.raises(ValueError, match="policy"):
-        build_dataset([tree], "agent_r", verifier="model", progress=False)
+        build_dataset([tree], RevisionSettings("agent_r", verifier="model"), progress=False)
 
 
 def test_dataset_with_model_verifier_records_raw_judgments():
     tree, n = hand_tree()
-    ds = build_dataset([tree], "agent_r", alpha=1.0, beta=0.2, verifier="model", policy=judge_policy({"c", "x"}),
-                       max_pairs_per_tree=None, progress=False)
+    ds = build_dataset([tree], RevisionSettings("agent_r", alpha=1.0, beta=0.2, verifier="model", max_pairs_per_tree=None),
+                       policy=judge_policy({"c", "x"}), progress=False)
     revisions = [r for r in ds.to_list() if r["kind"] == "revision"]
     assert [(r["divergence"], r["t_prime"]) for r in revisions] == [(2, 3), (1, 2), (0, 1)]
     judged = json.loads(revisions[1]["judgments"])
@@ -319,15 +321,16 @@ def test_replay_check_flags_an_inconsistent_splice():
     assert [m["content"] for m in original[10::2]] == ["You are at 0.", "You reached 1."]  # stale
     assert [m["content"] for m in replayed[10::2]] == ["You are at -1.", "You are at 0."]  # replayed
     assert [m["loss"] for m in replayed] == [m["loss"] for m in original]
-    ds = build_dataset([tree], "agent_r", alpha=0.5, beta=0.2, verifier="value", replay_env_factory=NumberLine,
-                       progress=False)
+    ds = build_dataset([tree], RevisionSettings("agent_r", alpha=0.5, beta=0.2, verifier="value"),
+                       replay_env_factory=NumberLine, progress=False)
     revision = [r for r in ds.to_list() if r["kind"] == "revision"]
     assert [(r["t_prime"], r["consistent"]) for r in revision] == [(2, False)]
     assert counts(ds)[0]["checked"] == 1 and counts(ds)[0]["consistent"] == 0
-    kept = build_dataset([tree], "agent_r", alpha=0.5, beta=0.2, replay_env_factory=NumberLine, drop_inconsistent=True,
-                         progress=False)
+    kept = build_dataset([tree], RevisionSettings("agent_r", alpha=0.5, beta=0.2, drop_inconsistent=True),
+                         replay_env_factory=NumberLine, progress=False)
     assert kept["kind"] == ["good"]
-    direct = build_dataset([tree], "direct_revision", alpha=0.5, beta=0.2, replay_env_factory=NumberLine, progress=False)
+    direct = build_dataset([tree], RevisionSettings("direct_revision", alpha=0.5, beta=0.2), replay_env_factory=NumberLine,
+                           progress=False)
     assert [r["consistent"] for r in direct.to_list() if r["kind"] == "direct"] == [False]
 
 

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from ..agent import truncate_messages
+from ..conversation import truncate_messages
 from .base import Message, derive_seed, model_id
 
 #: End-of-turn markers of common chat templates; each is a stop token when the vocab has it.
@@ -73,7 +73,7 @@ class HFPolicy:
     - Stops at the chat template's end-of-turn token; replies are decoded without special
       tokens and stripped.
     - `context_budget` (tokens of the rendered prompt): older turns are dropped with
-      `agent.truncate_messages`, keeping the instruction, first observation and latest turns.
+      `conversation.truncate_messages`, keeping the instruction, first observation and latest turns.
     """
 
     def __init__(

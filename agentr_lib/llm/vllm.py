@@ -6,7 +6,7 @@ once instead of waiting for the batch's longest), and automatic prefix caching r
 KV cache of the histories that a search tree's nodes (and a lockstep episode's turns) share.
 
 Same contract as `hf`: the prompt is the chat template rendered by the model folder's own
-tokenizer, older turns dropped with `agent.truncate_messages` to fit the context budget, the
+tokenizer, older turns dropped with `conversation.truncate_messages` to fit the context budget, the
 prompt handed to the engine as token ids (so both backends see exactly the same tokens),
 generation stops at the chat template's end-of-turn token (`hf.stop_token_ids`), replies are
 decoded without special tokens and stripped. fp32 on CPU.

@@ -1,10 +1,21 @@
 """Named configurations (alignment-handbook style recipes): `smoke`, `tiny`, `consumer-gpu`,
-`paper`. Every key a profile may set is listed in DEFAULTS; a misspelled key is an error that
-names the valid ones, so a typo never silently falls back to a default."""
+`paper`, and the schema behind them.
+
+SETTINGS is the one place a setting is defined: for every key a profile may set, its
+default, what it accepts (checked when a profile loads, before anything runs) and a
+one-line meaning, and the notebooks that take it as a parameter (the key's last part in
+upper case: `mcts.max_depth` -> `MAX_DEPTH` in 01). DEFAULTS, the validation, the
+dataclass defaults of MCTSConfig / SFTConfig / RevisionSettings, the pipeline's notebook
+parameters and docs/settings.md all derive from it (`python -m agentr_lib.profiles` writes
+the document; a test checks the notebooks' parameters cells against the `tiny` profile). A
+misspelled key is an error that names the valid ones, so a typo never silently falls back
+to a default.
+"""
 
 from __future__ import annotations
 
 import copy
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
@@ -15,64 +26,15 @@ PROFILES_DIR = Path(__file__).resolve().parent
 #: The methods a run can train (Figure 3's lines).
 METHODS: tuple[str, ...] = ("agent_r", "direct_revision", "good_only")
 
-DEFAULTS: dict[str, Any] = {
-    "description": "",
-    "hardware": "",
-    "expected_minutes": None,
-    "model": "tiny",  # tiny | micro (embedded, built offline) | a local path | a hub name
-    "backend": "hf",  # policy backend for sampling and evaluation: hf | unsloth | openai
-    "envs": ["textcraft"],
-    "methods": ["agent_r", "direct_revision"],
-    "iterations": 3,
-    "single_task": False,
-    "seed": 0,
-    "mcts": {
-        "tasks_per_env": 30,
-        "simulations": 8,
-        "n_gen": 4,
-        "temperature": 1.0,
-        "max_depth": 15,
-        "c": 0.25,
-        "restore": "snapshot",
-        "batch_trees": 16,
-        "max_new_tokens": 96,
-    },
-    "revision": {
-        "alpha": [0.5, 0.7, 1.0],  # per iteration: the paper raises the bar each round
-        "beta": 0.2,
-        "verifier": "value",
-        "max_pairs_per_tree": 4,
-        "replay_check": True,
-    },
-    "sft": {
-        "backend": "auto",
-        "lora": False,
-        "lora_r": 16,
-        "lora_alpha": 32,
-        "epochs": 1,
-        "learning_rate": 1e-4,
-        "batch_size": 8,
-        "max_seq_length": 1024,
-        "init_from": "previous",  # previous iteration's model, or "base" every iteration
-        "general_data": None,  # a local JSONL/parquet chat file mixed in with ratio eta
-        "eta": 0.2,
-    },
-    "eval": {
-        "split": "test",  # test | val (goals carved from train, for choosing settings; TextCraft)
-        "tasks_per_env": 50,
-        "max_turns": 20,
-        "temperature": 0.0,
-        "max_new_tokens": 96,
-        "revision_prefixes": True,
-    },
-}
-
 
 class ProfileError(ValueError):
     """A profile value of the wrong type or range; the message names the file, key and value."""
 
 
-# ---- what each key accepts (checked at load, before anything runs) ---------------------
+# ---- what a key accepts: a check returns None when the value is fine, else what is expected
+
+
+Check = Callable[[Any], "str | None"]
 
 
 def _is_int(value: Any) -> bool:
@@ -83,11 +45,11 @@ def _is_number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
-def _int_at_least(low: int) -> Callable[[Any], str | None]:
+def _int_at_least(low: int) -> Check:
     return lambda v: None if _is_int(v) and v >= low else f"an integer >= {low}"
 
 
-def _number(low: float, high: float | None = None, open_low: bool = False) -> Callable[[Any], str | None]:
+def _number(low: float, high: float | None = None, open_low: bool = False) -> Check:
     def check(v: Any) -> str | None:
         ok = _is_number(v) and (v > low if open_low else v >= low) and (high is None or v <= high)
         bound = f"> {low}" if open_low else f">= {low}"
@@ -95,7 +57,7 @@ def _number(low: float, high: float | None = None, open_low: bool = False) -> Ca
     return check
 
 
-def _one_of(*choices: str) -> Callable[[Any], str | None]:
+def _one_of(*choices: str) -> Check:
     return lambda v: None if v in choices else f"one of {list(choices)}"
 
 
@@ -107,11 +69,11 @@ def _text(v: Any) -> str | None:
     return None if isinstance(v, str) else "a string"
 
 
-def _optional(check: Callable[[Any], str | None]) -> Callable[[Any], str | None]:
+def _optional(check: Check) -> Check:
     return lambda v: None if v is None else (None if check(v) is None else f"null or {check(v)}")
 
 
-def _per_env(check: Callable[[Any], str | None]) -> Callable[[Any], str | None]:
+def _per_env(check: Check) -> Check:
     """One value for every env, or a mapping env -> value (checked against `envs` later)."""
     def per_env_check(v: Any) -> str | None:
         if isinstance(v, dict):
@@ -121,55 +83,205 @@ def _per_env(check: Callable[[Any], str | None]) -> Callable[[Any], str | None]:
     return per_env_check
 
 
+def _names(choices: Callable[[], tuple[str, ...]]) -> Check:
+    """A non-empty list of distinct names from `choices()`."""
+    def check(v: Any) -> str | None:
+        allowed = choices()
+        ok = isinstance(v, list) and v and all(x in allowed for x in v) and len(set(v)) == len(v)
+        return None if ok else f"a non-empty list of distinct names from {list(allowed)}"
+    return check
+
+
+def _env_names() -> tuple[str, ...]:
+    from ..envs import ENV_NAMES
+
+    return ENV_NAMES
+
+
 def _backend(v: Any) -> str | None:
     from ..llm import BACKENDS
 
     return None if v in BACKENDS else f"one of {list(BACKENDS)}"
 
 
-CHECKS: dict[str, Callable[[Any], str | None]] = {
-    "description": _text, "hardware": _text, "expected_minutes": _optional(_number(0, open_low=True)),
-    "model": lambda v: None if isinstance(v, str) and v.strip() else "a model name or path",
-    "backend": _backend, "iterations": _int_at_least(1), "single_task": _boolean, "seed": _int_at_least(0),
-    "mcts.tasks_per_env": _per_env(_int_at_least(1)), "mcts.simulations": _int_at_least(1),
-    "mcts.n_gen": _int_at_least(1), "mcts.temperature": _number(0), "mcts.max_depth": _int_at_least(1),
-    "mcts.c": _number(0), "mcts.restore": _one_of("snapshot", "replay"), "mcts.batch_trees": _int_at_least(1),
-    "mcts.max_new_tokens": _int_at_least(1),
-    "revision.beta": _number(0), "revision.verifier": _one_of("value", "model"),
-    "revision.max_pairs_per_tree": _optional(_int_at_least(1)), "revision.replay_check": _boolean,
-    "sft.backend": _one_of("auto", "hf", "unsloth"), "sft.lora": _boolean, "sft.lora_r": _int_at_least(1),
-    "sft.lora_alpha": _number(0, open_low=True), "sft.epochs": _number(0, open_low=True),
-    "sft.learning_rate": _number(0, open_low=True), "sft.batch_size": _int_at_least(1),
-    "sft.max_seq_length": _int_at_least(64), "sft.init_from": _one_of("previous", "base"),
-    "sft.general_data": _optional(_text), "sft.eta": _number(0, 0.99),
-    "eval.split": _one_of("test", "val"), "eval.tasks_per_env": _per_env(_int_at_least(0)), "eval.max_turns": _per_env(_int_at_least(1)),
-    "eval.temperature": _number(0), "eval.max_new_tokens": _int_at_least(1), "eval.revision_prefixes": _boolean,
-}
+def _alpha(v: Any) -> str | None:
+    """Its length is checked against `iterations` in validate_profile."""
+    ok = (_is_number(v) and v <= 1) or (isinstance(v, list) and all(_is_number(a) and a <= 1 for a in v))
+    return None if ok else "a number <= 1 or a list with one per iteration"
+
+
+def _model(v: Any) -> str | None:
+    if not (isinstance(v, str) and v.strip()):
+        return "a model name or path"
+    looks_local = v.startswith((".", "/", "~")) or v.count("/") > 1  # a hub name is "org/name"
+    if v not in ("tiny", "micro") and looks_local and not Path(v).expanduser().exists():
+        return "tiny, micro, a hub name (org/name) or an existing local model folder"
+    return None
+
+
+def _chat_file(v: Any) -> str | None:
+    if v is None:
+        return None
+    if not isinstance(v, str):
+        return "null or a string"
+    return None if not v or Path(v).expanduser().exists() else "an existing local JSONL/parquet chat file"
+
+
+# ---- the schema ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One profile key: `key` (dotted: section.name), its `default`, the `check` of what it
+    accepts, its one-line `meaning`, and the notebooks (by number, e.g. "01 04") that take it
+    as the parameter `param` (the key's last part in upper case)."""
+
+    key: str
+    default: Any
+    check: Check
+    meaning: str
+    notebooks: str = ""
+
+    @property
+    def param(self) -> str:
+        return self.key.rpartition(".")[2].upper()
+
+    def accepts(self) -> str:
+        """What the check expects, in words (what it says about a value nothing accepts)."""
+        return self.check(_Unacceptable()) or ""
+
+
+class _Unacceptable:
+    """A value no check accepts: what a check says about it is what it expects."""
+
+
+SETTINGS: tuple[Setting, ...] = (
+    Setting("description", "", _text, "one line saying what the profile is for"),
+    Setting("hardware", "", _text, "the machine it is meant for"),
+    Setting("expected_minutes", None, _optional(_number(0, open_low=True)),
+            "the expected wall time of the whole pipeline (the progress estimate starts from it)"),
+    Setting("model", "tiny", _model, "the base model: tiny or micro (embedded, built offline), a model folder or a hub name",
+            "00"),
+    Setting("backend", "hf", _backend, "policy backend for search, the model verifier and evaluation", "01 02 04"),
+    Setting("envs", ["textcraft"], _names(_env_names), "the environments a run searches, trains and evaluates on"),
+    Setting("methods", ["agent_r", "direct_revision"], _names(lambda: METHODS),
+            "the training methods, one model each (Figure 3's lines)"),
+    Setting("iterations", 3, _int_at_least(1), "self-training iterations (search, revision, SFT, evaluation)"),
+    Setting("single_task", False, _boolean, "also train one model per environment (Table 6, Figure 6)"),
+    Setting("seed", 0, _int_at_least(0), "the run's seed (iteration k's search, revision and SFT use seed + k)"),
+    Setting("mcts.tasks_per_env", 30, _per_env(_int_at_least(1)),
+            "training tasks per environment, a seeded sample (or a mapping env -> n)", "01"),
+    Setting("mcts.simulations", 8, _int_at_least(1), "descents per tree", "01"),
+    Setting("mcts.n_gen", 4, _int_at_least(1), "replies sampled per expansion (duplicates dropped)", "01"),
+    Setting("mcts.temperature", 1.0, _number(0), "sampling temperature of expansions", "01"),
+    Setting("mcts.max_depth", 15, _int_at_least(1), "a node at this many actions is terminal", "01"),
+    Setting("mcts.c", 0.25, _number(0), "UCT exploration constant (paper: 0.25)", "01"),
+    Setting("mcts.restore", "snapshot", _one_of("snapshot", "replay"),
+            "how a node's state is restored: snapshot (where the env supports it) or replay (reset + actions)", "01"),
+    Setting("mcts.batch_trees", 16, _int_at_least(1), "trees searched concurrently (their expansions share model calls)",
+            "01"),
+    Setting("mcts.max_new_tokens", 96, _int_at_least(1), "tokens per sampled reply", "01"),
+    Setting("revision.alpha", [0.5, 0.7, 1.0], _alpha,
+            "good leaf: score above alpha (1.0 means reward 1); one per iteration, the paper raises it each round"),
+    Setting("revision.beta", 0.2, _number(0), "bad leaf: at least beta below the good leaf", "02"),
+    Setting("revision.verifier", "value", _one_of("value", "model"),
+            "who finds the first error: value (the search's values) or model (the actor judges its own steps)", "02"),
+    Setting("revision.max_pairs_per_tree", 4, _optional(_int_at_least(1)),
+            "(good, bad) pairs kept per tree, a seeded sample (null/None: all), so one tree does not dominate", "02"),
+    Setting("revision.replay_check", True, _boolean,
+            "replay each splice in the environment and record whether it still succeeds", "02"),
+    Setting("sft.backend", "auto", _one_of("auto", "hf", "unsloth"),
+            "training backend: auto (unsloth on a CUDA GPU with the package, else hf), hf or unsloth", "03"),
+    Setting("sft.lora", False, _boolean, "LoRA adapters, or else full fine-tuning (the tiny model)", "03"),
+    Setting("sft.lora_r", 16, _int_at_least(1), "LoRA rank", "03"),
+    Setting("sft.lora_alpha", 32, _number(0, open_low=True), "LoRA scaling", "03"),
+    Setting("sft.epochs", 1, _number(0, open_low=True), "passes over the data", "03"),
+    Setting("sft.learning_rate", 1e-4, _number(0, open_low=True), "peak learning rate (warmup + cosine)", "03"),
+    Setting("sft.batch_size", 8, _int_at_least(1), "conversations per optimizer step", "03"),
+    Setting("sft.max_seq_length", 1024, _int_at_least(64),
+            "tokens per training row; a longer row loses its oldest turns after the first observation", "03"),
+    Setting("sft.init_from", "previous", _one_of("previous", "base"),
+            "what iteration k+1 trains from: previous (iteration k's model) or base", "03"),
+    Setting("sft.general_data", "", _chat_file,
+            "a local JSONL/parquet file of general chat data to mix in (empty: none; none ships)", "03"),
+    Setting("sft.eta", 0.2, _number(0, 0.99), "share of general data in the mix when general_data is set (paper: 0.2)",
+            "03"),
+    Setting("eval.split", "test", _one_of("test", "val"),
+            "task split: test, or val (goals carved from train for choosing settings; TextCraft only)", "04"),
+    Setting("eval.tasks_per_env", 50, _per_env(_int_at_least(0)),
+            "test tasks per environment, a seeded sample (0: the whole split; or a mapping env -> n)", "04"),
+    Setting("eval.max_turns", 20, _per_env(_int_at_least(1)), "turn limit per episode (or a mapping env -> n)", "04"),
+    Setting("eval.temperature", 0.0, _number(0), "sampling temperature (0: greedy)", "04"),
+    Setting("eval.max_new_tokens", 96, _int_at_least(1), "tokens per reply", "04"),
+    Setting("eval.revision_prefixes", True, _boolean,
+            "also measure revision ability: continue from the base model's fixed erroneous prefixes (Table 3)"),
+)
+
+SCHEMA: dict[str, Setting] = {setting.key: setting for setting in SETTINGS}
+
+
+def _nested_defaults() -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for setting in SETTINGS:
+        section, _, name = setting.key.rpartition(".")
+        (out.setdefault(section, {}) if section else out)[name] = copy.deepcopy(setting.default)
+    return out
+
+
+#: Every key with its default, nested by section (what a profile file is merged over:
+#: load_profile rebuilds it from SETTINGS each time).
+DEFAULTS: dict[str, Any] = _nested_defaults()
+
+
+def default(key: str) -> Any:
+    """The default of a dotted key (a copy: mutating it changes nothing)."""
+    return copy.deepcopy(SCHEMA[key].default)
+
+
+def value_of(profile: dict[str, Any], key: str) -> Any:
+    """A profile's value of a dotted key."""
+    section, _, name = key.rpartition(".")
+    return profile[section][name] if section else profile[name]
+
+
+def notebook_settings(profile: dict[str, Any], notebook: str) -> dict[str, Any]:
+    """The parameters a notebook (e.g. "01_mcts_collection") takes from the profile as is:
+    {PARAM: value} for every setting that names the notebook's number."""
+    number = notebook.split("_", 1)[0]
+    return {s.param: copy.deepcopy(value_of(profile, s.key)) for s in SETTINGS if number in s.notebooks.split()}
+
+
+def settings_markdown() -> str:
+    """docs/settings.md: every key with its default, what it accepts, its meaning and the
+    notebook parameter it becomes."""
+    lines = ["# Settings", "",
+             "Every key a profile (`agentr_lib/profiles/*.yaml`) may set, generated from",
+             "`agentr_lib.profiles.SETTINGS` by `python -m agentr_lib.profiles` (a test checks it is",
+             "current). A notebook parameter takes the value as is; the pipeline adds the values of",
+             "the run (paths, iteration, per-iteration seed and alpha).", "",
+             "| key | default | accepts | meaning | notebook parameter |", "|---|---|---|---|---|"]
+    for s in SETTINGS:
+        where = ", ".join(f"{number}: `{s.param}`" for number in s.notebooks.split()) or ""
+        default_text = yaml.safe_dump(s.default, default_flow_style=True).strip().removesuffix("...").strip()
+        lines.append(f"| `{s.key}` | `{default_text}` | {s.accepts()} | {s.meaning} | {where} |")
+    return "\n".join(lines) + "\n"
 
 
 def validate_profile(profile: dict[str, Any], source: str) -> None:
-    """Every value's type and range, list lengths, env and method names, the model and data
-    paths: one ProfileError naming `source`, the key, the value and what is expected."""
-    from ..envs import ENV_NAMES
+    """Every value's type and range (each setting's check), then what depends on several keys
+    (a value for every env, one alpha per iteration, the validation split's envs): one
+    ProfileError naming `source`, the key, the value and what is expected."""
 
     def fail(key: str, value: Any, expected: str) -> None:
         raise ProfileError(f"{source}: {key} = {value!r}: expected {expected}")
 
-    def value_of(key: str) -> Any:
-        section, _, name = key.partition(".")
-        return profile[section][name] if name else profile[section]
-
-    for key, check in CHECKS.items():
-        problem = check(value_of(key))
+    for setting in SETTINGS:
+        problem = setting.check(value_of(profile, setting.key))
         if problem is not None:
-            fail(key, value_of(key), problem)
-    envs, methods = profile["envs"], profile["methods"]
-    if not isinstance(envs, list) or not envs or any(e not in ENV_NAMES for e in envs) or len(set(envs)) < len(envs):
-        fail("envs", envs, f"a non-empty list of distinct names from {list(ENV_NAMES)}")
-    if not isinstance(methods, list) or not methods or any(m not in METHODS for m in methods) or len(set(methods)) < len(methods):
-        fail("methods", methods, f"a non-empty list of distinct names from {list(METHODS)}")
+            fail(setting.key, value_of(profile, setting.key), problem)
+    envs = profile["envs"]
     for key in ("mcts.tasks_per_env", "eval.tasks_per_env", "eval.max_turns"):
-        value = value_of(key)
+        value = value_of(profile, key)
         if isinstance(value, dict) and sorted(set(envs) - set(value)):
             fail(key, value, f"a value for every env in envs {envs} (missing {sorted(set(envs) - set(value))})")
     from ..splits import ENVS_WITH_VAL
@@ -178,19 +290,9 @@ def validate_profile(profile: dict[str, Any], source: str) -> None:
         fail("eval.split", "val", f"'test' for envs {sorted(set(envs) - set(ENVS_WITH_VAL))} "
              f"(only {list(ENVS_WITH_VAL)} have a validation split)")
     alpha, iterations = profile["revision"]["alpha"], profile["iterations"]
-    if isinstance(alpha, list):
-        if len(alpha) != iterations or not all(_is_number(a) and a <= 1 for a in alpha):
-            fail("revision.alpha", alpha, f"one number <= 1, or a list of {iterations} numbers <= 1 "
-                 f"(one per iteration; iterations = {iterations})")
-    elif not (_is_number(alpha) and alpha <= 1):
-        fail("revision.alpha", alpha, "a number <= 1 or a list with one per iteration")
-    general = profile["sft"]["general_data"]
-    if general and not Path(general).expanduser().exists():
-        fail("sft.general_data", general, "an existing local JSONL/parquet chat file")
-    model = profile["model"]
-    looks_local = model.startswith((".", "/", "~")) or model.count("/") > 1  # a hub name is "org/name"
-    if model not in ("tiny", "micro") and looks_local and not Path(model).expanduser().exists():
-        fail("model", model, "tiny, micro, a hub name (org/name) or an existing local model folder")
+    if isinstance(alpha, list) and len(alpha) != iterations:
+        fail("revision.alpha", alpha, f"one number <= 1, or a list of {iterations} numbers <= 1 "
+             f"(one per iteration; iterations = {iterations})")
 
 
 def available_profiles() -> list[str]:
@@ -223,7 +325,7 @@ def load_profile(name_or_path: str | Path, overrides: dict | None = None) -> dic
     raw = yaml.safe_load(path.read_text()) or {}
     if not isinstance(raw, dict):
         raise TypeError(f"{path}: a profile must be a mapping of keys, got {type(raw).__name__}")
-    profile = _merge(DEFAULTS, raw, "", str(path))
+    profile = _merge(_nested_defaults(), raw, "", str(path))
     if overrides:
         profile = _merge(profile, overrides, "", "overrides")
     validate_profile(profile, f"{path}" + (f" with overrides {overrides}" if overrides else ""))

@@ -1,0 +1,170 @@
+"""Where a run's files live: the one module that knows the layout of a run folder. The
+pipeline writes by it, the results collector (and through it the figure and table
+notebooks) reads by it, and tests build synthetic runs with it.
+
+    data/runs/<run>/
+      run.json                     manifest: profile, versions, commit, every step's status
+      steps/<key>.json             a step's completion marker (pipeline.marker_path)
+      setup/setup.json             notebook 00
+      base/eval/                   the base model's evaluation (iteration 0) ...
+      base/eval/error_prefixes/    ... and the erroneous prefixes every model continues from
+      iter1-mcts/mcts/trees/       iteration 1's trees, searched once for the multi-task methods
+      <variant>/iter<k>/mcts/      the variant's own search (iteration k > 1, or single-task)
+      <variant>/iter<k>/revision/  dataset/ (and data.jsonl), summary.json
+      <variant>/iter<k>/sft/       merged/ (the model iteration k+1 samples with), train_metrics.json
+      <variant>/iter<k>/eval/      <env>.jsonl, <env>.metrics.json, metrics.json, <env>.revision.*
+      figures/                     the executed figure and table notebooks
+
+A variant is a method trained on all the run's environments (named like the method) or,
+with single-task training, on one (`<method>-<env>`). Each step's executed notebook lies in
+the folder of its outputs. A notebook run by hand writes under `data/runs/manual/` (its
+parameters cell says so); the figure notebooks read `data/runs/tiny/`, what
+`make reproduce` writes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+NOTEBOOKS = ROOT / "notebooks"
+RUNS = ROOT / "data" / "runs"
+#: The run folder of notebooks run by hand (relative to the repository, as the cells write it).
+HAND_RUN = Path("data") / "runs" / "manual"
+
+#: The figure and table notebooks and the files each writes into the figures folder.
+FIGURE_NOTEBOOKS: dict[str, list[str]] = {
+    "10_figure3_training_trajectories": ["figure3_training_trajectories.png", "figure3_training_trajectories.pdf"],
+    "11_figure4_loops": ["figure4_loops.png", "figure4_loops.pdf"],
+    "12_figure5_revision_length": ["figure5_revision_length.png", "figure5_revision_length.pdf"],
+    "13_figure6_training_methods": ["figure6_training_methods.png", "figure6_training_methods.pdf"],
+    "14_tables": ["table1.md", "table2.md", "table3.md", "table6.md", "results.json"],
+}
+
+
+def figures_dir(profile_name: str) -> Path:
+    """Where a profile's figures go by default (committed: figures/<profile>/)."""
+    return ROOT / "figures" / profile_name
+
+
+def model_path(model: str, seed: int = 0) -> str:
+    """A model named by a profile or a parameters cell: `tiny` / `micro` are the embedded
+    model's cache folder (built by notebook 00 with the run's seed); anything else (a model
+    folder, a hub name) is returned as given."""
+    if model in ("tiny", "micro"):
+        from .tiny import model_dir_for, resolve_spec
+
+        return str(model_dir_for(resolve_spec(model, seed=seed)))
+    return str(model)
+
+
+def variants(profile: dict) -> list[tuple[str, str, list[str]]]:
+    """(variant name, method, envs): one multi-task model per method, plus one per env and
+    method when single-task training is on (Table 6 / Figure 6)."""
+    out = [(method, method, list(profile["envs"])) for method in profile["methods"]]
+    if profile["single_task"]:
+        out += [(f"{method}-{env}", method, [env]) for method in profile["methods"] for env in profile["envs"]]
+    return out
+
+
+@dataclass(frozen=True)
+class RunLayout:
+    """The paths of one run folder."""
+
+    run_dir: Path
+
+    @property
+    def manifest(self) -> Path:
+        return self.run_dir / "run.json"
+
+    @property
+    def steps(self) -> Path:
+        return self.run_dir / "steps"
+
+    @property
+    def setup(self) -> Path:
+        return self.run_dir / "setup"
+
+    @property
+    def setup_json(self) -> Path:
+        return self.run_dir / "setup" / "setup.json"
+
+    @property
+    def base(self) -> Path:
+        return self.run_dir / "base"
+
+    @property
+    def prefixes(self) -> Path:
+        """The fixed erroneous prefixes (<env>.json), made by the base model's evaluation."""
+        return self.eval(self.base) / "error_prefixes"
+
+    @property
+    def figures(self) -> Path:
+        """Where the executed figure and table notebooks go (the figures themselves go to the
+        figures folder)."""
+        return self.run_dir / "figures"
+
+    def iteration(self, variant: str, iteration: int) -> Path:
+        """The folder of a variant's iteration (its revision, SFT and evaluation)."""
+        return self.run_dir / variant / f"iter{iteration}"
+
+    @staticmethod
+    def shares_first_search(variant_envs: list[str], run_envs: list[str], iteration: int) -> bool:
+        """Iteration 1 samples with the same base model and seed for every multi-task method,
+        so its trees are searched once and shared."""
+        return iteration == 1 and list(variant_envs) == list(run_envs)
+
+    def search_workdir(self, variant: str, iteration: int, shared: bool) -> Path:
+        """The folder of the search a variant's iteration uses (the shared first search, or its own)."""
+        return self.run_dir / "iter1-mcts" if shared else self.iteration(variant, iteration)
+
+    @staticmethod
+    def search(workdir: Path) -> Path:
+        """A search's output folder (summary.json; trees/ one JSON per task)."""
+        return workdir / "mcts"
+
+    @staticmethod
+    def search_summary(workdir: Path) -> Path:
+        return workdir / "mcts" / "summary.json"
+
+    @staticmethod
+    def trees(workdir: Path) -> Path:
+        return workdir / "mcts" / "trees"
+
+    @staticmethod
+    def revision(workdir: Path) -> Path:
+        """The revision step's folder: dataset/ and summary.json."""
+        return workdir / "revision"
+
+    @staticmethod
+    def revision_summary(workdir: Path) -> Path:
+        return workdir / "revision" / "summary.json"
+
+    @staticmethod
+    def dataset(workdir: Path) -> Path:
+        return workdir / "revision" / "dataset"
+
+    @staticmethod
+    def sft(workdir: Path) -> Path:
+        """The SFT step's folder: merged/, adapter/, train_metrics.json."""
+        return workdir / "sft"
+
+    @staticmethod
+    def train_metrics(workdir: Path) -> Path:
+        return workdir / "sft" / "train_metrics.json"
+
+    @staticmethod
+    def merged(workdir: Path) -> Path:
+        """The fine-tuned model (what the next iteration samples with)."""
+        return workdir / "sft" / "merged"
+
+    @staticmethod
+    def eval(workdir: Path) -> Path:
+        """An evaluation's folder: <env>.jsonl, <env>.metrics.json, metrics.json, <env>.revision.*"""
+        return workdir / "eval"
+
+    @staticmethod
+    def eval_metrics(workdir: Path) -> Path:
+        """Written last by an evaluation's test-split part (the revision-ability part follows)."""
+        return workdir / "eval" / "metrics.json"
