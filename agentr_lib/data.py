@@ -1,4 +1,4 @@
-"""Conversations -> token ids + per-turn loss masks, general-data mixing, task selection.
+"""Conversations -> token ids + per-turn loss masks, general-data mixing, one env's rows.
 
 Why we tokenize ourselves: revision trajectories need loss on *some* assistant turns only
 (the bad segment is context, the revision signal and the good continuation are trained).
@@ -323,31 +323,3 @@ def filter_env(ds: Any, env: str | Iterable[str]):
     if "env" not in ds.column_names:
         raise KeyError(f"dataset has no 'env' column; columns are {ds.column_names}")
     return ds.filter(lambda row: row["env"] in names)
-
-
-def split_by_env(ds: Any) -> dict[str, Any]:
-    """{env: dataset} for single-task training, envs in sorted order."""
-    if "env" not in ds.column_names:
-        raise KeyError(f"dataset has no 'env' column; columns are {ds.column_names}")
-    return {name: filter_env(ds, name) for name in sorted(set(ds["env"]))}
-
-
-def multi_task(datasets_by_env: dict[str, Any], seed: int = 0):
-    """One dataset from all environments (sorted env order, then shuffled with `seed`)."""
-    from datasets import concatenate_datasets
-
-    parts = [datasets_by_env[name] for name in sorted(datasets_by_env)]
-    if not parts:
-        raise ValueError("multi_task: no datasets given")
-    return concatenate_datasets(parts).shuffle(seed=seed)
-
-
-def select_tasks(ds: Any, mode: str, env: str | None = None):
-    """mode="multi": every env's rows; mode="single": only `env`'s rows."""
-    if mode == "multi":
-        return ds
-    if mode == "single":
-        if env is None:
-            raise ValueError("select_tasks(mode='single') needs env=<name>")
-        return filter_env(ds, env)
-    raise ValueError(f"mode={mode!r}; expected 'multi' or 'single'")

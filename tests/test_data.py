@@ -11,9 +11,8 @@ from agentr_lib.data import (
     IGNORE_INDEX,
     TemplateNotPrefixStable,
     general_count,
+    filter_env,
     mix_general,
-    select_tasks,
-    split_by_env,
     tokenize_conversation,
     tokenize_dataset,
 )
@@ -214,13 +213,12 @@ def test_mix_general_exact_counts_and_determinism(tmp_path):
         mix_general(task, tmp_path / "missing.jsonl")
 
 
-def test_single_and_multi_task_selection():
+def test_single_task_rows():
     from datasets import Dataset
 
     rows = [dict(r, env=env) for env in ("webshop", "textcraft") for r in _chat_rows(3, env)]
     ds = Dataset.from_list(rows)
-    assert len(select_tasks(ds, "multi")) == 6
-    assert set(select_tasks(ds, "single", env="textcraft")["env"]) == {"textcraft"}
-    assert list(split_by_env(ds)) == ["textcraft", "webshop"]
-    with pytest.raises(ValueError, match="single"):
-        select_tasks(ds, "single")
+    assert set(filter_env(ds, "textcraft")["env"]) == {"textcraft"} and len(filter_env(ds, "textcraft")) == 3
+    assert len(filter_env(ds, ["textcraft", "webshop"])) == 6
+    with pytest.raises(KeyError, match="no 'env' column"):
+        filter_env(Dataset.from_list([{"messages": []}]), "textcraft")
