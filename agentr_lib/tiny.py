@@ -7,7 +7,7 @@ search finds both good and bad trajectories.
 
 Pieces: a byte-level BPE tokenizer trained with `tokenizers` on environment text (Qwen2's own
 pre-tokenizer, so that `AutoTokenizer` reloads it exactly), with a ChatML/Qwen2.5-style chat template (no default system
-prompt: it would cost tokens on every turn); a `Qwen2ForCausalLM`; BC through the same code
+prompt: it would cost tokens on every turn); a `LlamaForCausalLM`; BC through the same code
 path as SFT (agentr_lib.data masks + agentr_lib.train hf backend, full fine-tuning) on train
 task ids only (test goals stay unseen); a greedy evaluation on held-out test ids whose scores
 go into model_card.json.
@@ -36,7 +36,9 @@ from .io import atomic_write_json, read_json
 
 ROOT = Path(__file__).resolve().parents[1]
 MODELS_DIR = ROOT / "data" / "models"
-TINY_VERSION = "v2"  # v2: tokenizer with Qwen2's pre-tokenizer (v1 models split numbers differently at inference)
+#: v2: tokenizer with Qwen2's pre-tokenizer (v1 models split numbers differently at inference);
+#: v3: Llama architecture with 32-dim heads, a shape vLLM's CPU attention runs (it has no 16-dim kernel)
+TINY_VERSION = "v3"
 
 SPECIAL_TOKENS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
 
@@ -73,6 +75,11 @@ class TinySpec:
     #: held-out goals: named right 26 with 4 heads, 34-54 over three 8-head builds; success 7% vs 11-14%)
     num_heads: int = 8
     num_kv_heads: int = 4
+    #: 32, not hidden / heads = 16: vLLM's CPU attention runs head sizes 32, 64, 80, ... only, and
+    #: vLLM's Qwen2 ignores config.json's head_dim, hence Llama (which honours it; q/o projections
+    #: 128 <-> 256). "qwen2" rebuilds the v2 shape (head size hidden / heads, hf backend only)
+    head_dim: int = 32
+    architecture: str = "llama"
     intermediate_size: int = 512
     max_position: int = 2048
     # BC data
@@ -172,12 +179,18 @@ def train_tokenizer(texts: Sequence[str], vocab_size: int) -> Any:
 
 
 def make_model(spec: TinySpec, tokenizer: Any) -> Any:
-    """A freshly initialised Qwen2ForCausalLM of the spec's shape (seeded)."""
+    """A freshly initialised causal LM of the spec's architecture and shape (seeded)."""
     import torch
-    from transformers import Qwen2Config, Qwen2ForCausalLM
+    from transformers import LlamaConfig, LlamaForCausalLM, Qwen2Config, Qwen2ForCausalLM
 
+    classes = {"llama": (LlamaConfig, LlamaForCausalLM), "qwen2": (Qwen2Config, Qwen2ForCausalLM)}
+    if spec.architecture not in classes:
+        raise ValueError(f"architecture={spec.architecture!r}; expected one of {sorted(classes)}")
+    config_class, model_class = classes[spec.architecture]
+    shape = {"head_dim": spec.head_dim} if spec.architecture == "llama" else {}
     torch.manual_seed(spec.seed)
-    config = Qwen2Config(
+    config = config_class(
+        **shape,
         vocab_size=len(tokenizer),
         hidden_size=spec.hidden_size,
         intermediate_size=spec.intermediate_size,
@@ -191,7 +204,7 @@ def make_model(spec: TinySpec, tokenizer: Any) -> Any:
         pad_token_id=tokenizer.pad_token_id,
         rope_theta=10000.0,
     )
-    model = Qwen2ForCausalLM(config)
+    model = model_class(config)
     model.generation_config.eos_token_id = config.eos_token_id
     model.generation_config.pad_token_id = config.pad_token_id
     model.generation_config.bos_token_id = None

@@ -27,7 +27,7 @@ def test_micro_build_loads_and_renders_an_agent_conversation(micro):
 
     tokenizer = AutoTokenizer.from_pretrained(micro)
     model = AutoModelForCausalLM.from_pretrained(micro).eval()
-    assert model.config.model_type == "qwen2"
+    assert model.config.model_type == "llama"
     messages = opening_messages("Craft the goal item.", "Goal: craft oak planks.")
     messages.append({"role": "assistant", "content": format_response("oak planks needs 1 oak logs.", "get 1 oak logs")})
     text = tokenizer.apply_chat_template(messages, tokenize=False)
@@ -67,7 +67,7 @@ def test_tokenizer_reloads_exactly_as_trained(tmp_path):
     texts = [m["content"] for t in env.task_ids("train")[:40] for m in expert_episode(env, t)["messages"]]
     trained = train_tokenizer(texts, 400)
     trained.save_pretrained(tmp_path)
-    make_model(resolve_spec("micro"), trained).save_pretrained(tmp_path)  # the qwen2 config.json beside it
+    make_model(resolve_spec("micro"), trained).save_pretrained(tmp_path)  # the model's config.json beside it
     reloaded = AutoTokenizer.from_pretrained(tmp_path)
     probes = texts[:20] + ["Action: get 12 oak logs", "craft 4 acacia planks using 1 acacia logs", "Ünïcode ✓ 3.5"]
     for text in probes:
@@ -196,3 +196,26 @@ def test_a_cached_model_that_was_cut_short_is_rebuilt(micro, tmp_path):
         again = build_tiny_model(model, size="micro", seed=0, progress=False)
     assert digest(again / "model.safetensors") == digest(micro / "model.safetensors")
     assert not json.loads((again / "model_card.json").read_text())["train"]["stopped_by_time_limit"]
+
+
+def test_the_shipped_tiny_model_is_what_the_code_would_build():
+    """The CPU default's model ships in git (a fresh clone spends its minutes on the loop, not
+    on a 16-minute rebuild). It must be the build of today's spec: change the spec and this
+    fails until `python -m agentr_lib.tiny build --force` is rerun and its folder committed."""
+    import subprocess
+    from dataclasses import asdict
+
+    from agentr_lib.tiny import MODELS_DIR, ROOT, model_dir_for
+
+    tracked = subprocess.run(["git", "ls-files", str(MODELS_DIR.relative_to(ROOT))], cwd=ROOT,
+                             capture_output=True, text=True, check=True).stdout.split()
+    folders = sorted({Path(name).parts[2] for name in tracked})
+    expected = model_dir_for(resolve_spec("tiny"))
+    assert folders == [expected.name], f"shipped {folders}, the code builds {expected.name}"
+    card = json.loads((expected / "model_card.json").read_text())
+    assert card["spec"] == json.loads(json.dumps(asdict(resolve_spec("tiny"))))
+    assert card["test_scores"]["textcraft"]["tasks"] == 100, "shipped with its measured quality"
+    assert not card["train"]["stopped_by_time_limit"]
+    assert {"config.json", "model.safetensors", "tokenizer.json", "model_card.json"} <= {
+        Path(name).name for name in tracked}
+    assert not any("/eval/" in name for name in tracked), "its scoring episodes stay local"
