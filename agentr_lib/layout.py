@@ -8,10 +8,11 @@ notebooks) reads by it, and tests build synthetic runs with it.
       setup/setup.json             notebook 00
       base/eval/                   the base model's evaluation (iteration 0) ...
       base/eval/error_prefixes/    ... and the erroneous prefixes every model continues from
-      iter1-mcts/mcts/trees/       iteration 1's trees, searched once for the multi-task methods
+      iter1-mcts/mcts/trees/       iteration 1's trees, searched once for every variant
       <variant>/iter<k>/mcts/      the variant's own search (iteration k > 1, or single-task)
       <variant>/iter<k>/revision/  dataset/ (and data.jsonl), summary.json
-      <variant>/iter<k>/sft/       merged/ (the model iteration k+1 samples with), train_metrics.json
+      <variant>/iter<k>/sft/       the model iteration k+1 samples with (adapter/ with LoRA, else
+                                   merged/), train_metrics.json
       <variant>/iter<k>/eval/      <env>.jsonl, <env>.metrics.json, metrics.json, <env>.revision.*
       figures/                     the executed figure and table notebooks
 
@@ -111,9 +112,11 @@ class RunLayout:
 
     @staticmethod
     def shares_first_search(variant_envs: list[str], run_envs: list[str], iteration: int) -> bool:
-        """Iteration 1 samples with the same base model and seed for every multi-task method,
-        so its trees are searched once and shared."""
-        return iteration == 1 and list(variant_envs) == list(run_envs)
+        """Iteration 1 samples with the same base model and seed for every variant, multi-task
+        or single-task, and a tree's samples are seeded by (seed, env, task, node) alone, so an
+        env's iteration-1 trees are the same in every variant: they are searched once, over all
+        the run's envs, and each variant's revision step reads those of its own envs."""
+        return iteration == 1 and set(variant_envs) <= set(run_envs)
 
     def search_workdir(self, variant: str, iteration: int, shared: bool) -> Path:
         """The folder of the search a variant's iteration uses (the shared first search, or its own)."""
@@ -156,8 +159,23 @@ class RunLayout:
 
     @staticmethod
     def merged(workdir: Path) -> Path:
-        """The fine-tuned model (what the next iteration samples with)."""
+        """The fully fine-tuned model (what the next iteration samples with, without LoRA)."""
         return workdir / "sft" / "merged"
+
+    @staticmethod
+    def adapter(workdir: Path) -> Path:
+        """The LoRA adapter on the run's base model (what the next iteration samples with, with LoRA)."""
+        return workdir / "sft" / "adapter"
+
+    @classmethod
+    def trained_model(cls, workdir: Path, lora: bool) -> Path:
+        """What an iteration's SFT hands on (train.trained_model): adapter/ with LoRA, else merged/."""
+        return cls.adapter(workdir) if lora else cls.merged(workdir)
+
+    @classmethod
+    def trained_model_config(cls, workdir: Path, lora: bool) -> Path:
+        """The file whose existence proves the SFT step saved its model."""
+        return cls.trained_model(workdir, lora) / ("adapter_config.json" if lora else "config.json")
 
     @staticmethod
     def eval(workdir: Path) -> Path:

@@ -87,6 +87,7 @@ def build_plan(profile: dict, run_dir: Path, figures_dir: Path) -> list[Step]:
     base_model = model_for_profile(profile)
     seed, envs = profile["seed"], list(profile["envs"])
     revision_prefixes = profile["eval"]["revision_prefixes"]
+    lora = profile["sft"]["lora"]  # an iteration's model is then its adapter on the base model
     run = RunLayout(run_dir)
 
     def settings(notebook: str) -> dict[str, Any]:
@@ -108,7 +109,7 @@ def build_plan(profile: dict, run_dir: Path, figures_dir: Path) -> list[Step]:
         evaluation("base/eval", run.base, base_model, "base", envs, make_prefixes=True),
     ]
     for variant, method, variant_envs in variants(profile):
-        previous: str | None = None  # the model the last iteration trained
+        previous: str | None = None  # the model the last iteration trained (its adapter with LoRA)
         for iteration in range(1, profile["iterations"] + 1):
             sample_model = previous or base_model
             workdir = run.iteration(variant, iteration)
@@ -121,7 +122,7 @@ def build_plan(profile: dict, run_dir: Path, figures_dir: Path) -> list[Step]:
                     **settings("01_mcts_collection"), "SEED": seed + iteration, "OUT_DIR": str(run.search(mcts_workdir)),
                 }, [run.search_summary(mcts_workdir)], [run.search(mcts_workdir)], inputs=("MODEL",)))
             plan.append(Step(f"{variant}/iter{iteration}/revision", "02_revision_construction", workdir, {
-                "TREES_DIR": str(run.trees(mcts_workdir)), "METHOD": method, "ITERATION": iteration,
+                "TREES_DIR": str(run.trees(mcts_workdir)), "ENVS": variant_envs, "METHOD": method, "ITERATION": iteration,
                 "ALPHA": alpha_for(profile, iteration), "MODEL": sample_model, **settings("02_revision_construction"),
                 "SEED": seed + iteration, "OUT_DIR": str(run.revision(workdir)),
             }, [run.revision_summary(workdir)], [run.revision(workdir)],
@@ -130,9 +131,9 @@ def build_plan(profile: dict, run_dir: Path, figures_dir: Path) -> list[Step]:
                 "INIT_MODEL": resolve_init_model(base_model, previous, profile["sft"]["init_from"]),
                 "DATASET_DIR": str(run.dataset(workdir)), "ENVS": variant_envs, **settings("03_sft_unsloth"),
                 "SEED": seed + iteration, "OUT_DIR": str(run.sft(workdir)),
-            }, [run.train_metrics(workdir), run.merged(workdir) / "config.json"], [run.sft(workdir)],
+            }, [run.train_metrics(workdir), run.trained_model_config(workdir, lora)], [run.sft(workdir)],
                 inputs=("INIT_MODEL", "DATASET_DIR")))
-            previous = str(run.merged(workdir))
+            previous = str(run.trained_model(workdir, lora))
             plan.append(evaluation(f"{variant}/iter{iteration}/eval", workdir, previous,
                                    f"{variant} iter {iteration}", variant_envs, make_prefixes=False))
     for notebook, files in FIGURE_NOTEBOOKS.items():

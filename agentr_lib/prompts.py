@@ -77,20 +77,25 @@ def _render_step(number: int, step: Turn) -> str:
 
 
 def verifier_messages(
-    instruction: str, first_observation: str, steps_so_far: Sequence[Turn], step: Turn
+    instruction: str, first_observation: str, steps_so_far: Sequence[Turn], step: Turn, omitted: int = 0
 ) -> list[Message]:
     """The chat asking the model to judge `step` given the task and `steps_so_far`.
 
     One user turn (system text included, since small chat templates may lack a system role);
     the reply is parsed with `parse_judgment`. History shows actions and observations, not the
-    agent's thoughts: the judge should weigh what was done, not what was claimed."""
-    history = "\n\n".join(_render_step(i, s) for i, s in enumerate(steps_so_far, start=1)) or "(no steps yet)"
+    agent's thoughts: the judge should weigh what was done, not what was claimed. `omitted`:
+    that many earlier steps were left out before `steps_so_far` (to fit a context budget);
+    the history says so and the numbering goes on from them."""
+    history = "\n\n".join(_render_step(i, s) for i, s in enumerate(steps_so_far, start=omitted + 1))
+    if omitted:
+        history = f"({omitted} earlier steps not shown)\n\n" + history
+    history = history or "(no steps yet)"
     content = (
         f"{VERIFIER_SYSTEM}\n\n"
         f"## Instructions the agent was given\n{instruction}\n\n"
         f"## Task\n{first_observation}\n\n"
         f"## Steps so far\n{history}\n\n"
-        f"## Step to judge\n{_render_step(len(steps_so_far) + 1, step)}\n\n"
+        f"## Step to judge\n{_render_step(omitted + len(steps_so_far) + 1, step)}\n\n"
         "Was this last action Good, Bad or Uncertain? Give your reasons, then the Judgment line."
     )
     return [{"role": "user", "content": content}]
@@ -99,11 +104,16 @@ def verifier_messages(
 _JUDGMENT_RE = re.compile(r"judge?ment[\s*_:\-]*(good|bad|uncertain)\b", re.IGNORECASE)
 
 
-def parse_judgment(text: str | None) -> str:
-    """The last `Judgment: Good|Bad|Uncertain` in `text` (case-insensitive, "Judgement" too);
-    "Uncertain" when there is none."""
+def judgment_in(text: str | None) -> str | None:
+    """The last `Judgment: Good|Bad|Uncertain` in `text` (case-insensitive, "Judgement" too),
+    or None when the reply has no judgment line (unparsed)."""
     matches = _JUDGMENT_RE.findall(text or "")
-    return matches[-1].capitalize() if matches else "Uncertain"
+    return matches[-1].capitalize() if matches else None
+
+
+def parse_judgment(text: str | None) -> str:
+    """`judgment_in`, with an unparsed reply counted as "Uncertain" (what the verifier acts on)."""
+    return judgment_in(text) or "Uncertain"
 
 
 # --------------------------------------------------------------------------------------

@@ -176,7 +176,7 @@ def collect_run(run_dir: str | Path) -> RunResults:
             shared = run.shares_first_search(envs, meta["envs"], iteration)
             search_path = run.search_summary(run.search_workdir(variant, iteration, shared))
             if search_path.exists():
-                for row in read_json(search_path).get("per_env", []):
+                for row in [r for r in read_json(search_path).get("per_env", []) if r["env"] in envs]:
                     trees.append({"method": method, "variant": variant, "iteration": iteration, "env": row["env"],
                                   "trees": row["trees"], "trees_with_success": row["trees_with_success"]})
             sft_path = run.train_metrics(workdir)

@@ -16,7 +16,7 @@ Conventions (tested in tests/test_revision.py):
 Usage (notebook 02):
     trees = load_trees("runs/x/mcts/trees")
     settings = RevisionSettings("agent_r", alpha=0.5, beta=0.2, verifier="value", max_pairs_per_tree=4, seed=0)
-    ds = build_dataset(trees, settings, replay_env_factory=lambda: make_env("textcraft"))
+    ds = build_dataset(trees, settings, replay_env_factory=make_env)
     save_dataset(ds, "runs/x/revision/dataset"); pandas.DataFrame(counts(ds))
 """
 
@@ -37,7 +37,7 @@ from .envs.base import Env
 from .llm.base import Message, Policy
 from .mcts import Node, Tree
 from .profiles import METHODS, default
-from .prompts import REVISION_SIGNALS, parse_judgment, verifier_messages
+from .prompts import REVISION_SIGNALS, judgment_in, parse_judgment, verifier_messages  # noqa: F401
 
 
 # --------------------------------------------------------------------------------------
@@ -167,43 +167,103 @@ def _as_turn(node: Node) -> Turn:
                 reward=node.reward, done=node.done)
 
 
+def verifier_prompt(tree: Tree, node: Node, count_tokens: Callable[[list[Message]], int] | None = None,
+                    budget: int | None = None) -> list[Message]:
+    """The chat that asks the actor to judge `node`'s step: the task, the steps before it
+    (actions and observations) and the step itself (`prompts.verifier_messages`). With a
+    token `budget` (and the policy's `count_tokens`), the oldest earlier steps are left out
+    until the prompt fits (the history says how many), as an episode's oldest turns are, and
+    if even the task and the judged step alone do not fit, the environment's instructions are
+    left out too (a small model's context): the task and the judged step are always shown."""
+    steps = [_as_turn(s) for s in node.path()[1:]]
+    history, judged = steps[:-1], steps[-1]
+
+    instruction = tree.root.instruction
+
+    def prompt(omitted: int) -> list[Message]:
+        return verifier_messages(instruction, tree.root.observation, history[omitted:], judged, omitted)
+
+    if budget is None or count_tokens is None or count_tokens(prompt(0)) <= budget:
+        return prompt(0)
+    if count_tokens(prompt(len(history))) > budget:
+        instruction = "(not shown: it does not fit the model's context)"
+    low, high = 0, len(history)  # the fewest omitted steps that fit (all of them at worst)
+    while low < high:
+        middle = (low + high) // 2
+        if count_tokens(prompt(middle)) <= budget:
+            high = middle
+        else:
+            low = middle + 1
+    return prompt(low)
+
+
 def model_verifier(
-    pairs: Sequence[Pair], policy: Policy, judge_from: str = "divergence", max_batch: int = 64,
-    max_new_tokens: int = 128, progress: bool = True,
+    pairs: Sequence[Pair], policy: Policy, judge_from: str = "divergence", max_new_tokens: int = 128,
+    progress: bool = True,
 ) -> list[Verdict]:
-    """The paper's verifier: the actor judges bad-path steps (greedy, batched over all
-    pairs); the first step judged Bad is t'; none Bad -> t' = the last step.
+    """The paper's verifier: the actor judges bad-path steps, greedy, in ONE `generate` call
+    over every step of every pair (the engine batches them; a step shared by several bad
+    paths is judged once); the first step judged Bad is t'; none Bad -> t' = the last step.
+    A reply without a judgment line counts as Uncertain and is recorded as unparsed
+    (`parsed: false`, see `verdict_counts`). Each judgment records the step, the judged
+    node's id in its tree, the judgment, whether it was parsed and the raw reply.
     `judge_from="divergence"` (default) judges steps d+1..L only (the shared steps led to a
     good outcome and a Bad there would splice a revision after a correct action);
     `judge_from="start"` walks the whole bad path from its first action, as the paper describes it."""
     if judge_from not in ("divergence", "start"):
         raise ValueError(f"judge_from={judge_from!r}; expected 'divergence' or 'start'")
-    # A bad leaf paired with several good leaves is judged once per step (same prompt).
-    wanted: list[list[tuple[int, int, int]]] = []  # per pair: (tree, bad leaf, step) keys
-    prompts: dict[tuple[int, int, int], list[Message]] = {}
+    wanted: list[list[tuple[int, int, int]]] = []  # per pair: (tree, judged node, step) keys
+    prompts: dict[tuple[int, int], list[Message]] = {}
+    # a backend that counts tokens gets prompts that fit its context (oldest history steps left out)
+    count_tokens = getattr(policy, "count_tokens", None)
+    budget = policy.budget(max_new_tokens) if count_tokens is not None and hasattr(policy, "budget") else None
     for pair in pairs:
-        steps, root = pair.bad_steps, pair.tree.root
+        steps = pair.bad_steps
         keys = []
         for position in range(pair.d if judge_from == "divergence" else 0, len(steps)):
-            key = (id(pair.tree), pair.bad.id, position + 1)
-            if key not in prompts:
-                history = [_as_turn(node) for node in steps[:position]]
-                prompts[key] = verifier_messages(root.instruction, root.observation, history, _as_turn(steps[position]))
-            keys.append(key)
+            node = steps[position]
+            if (id(pair.tree), node.id) not in prompts:
+                prompts[(id(pair.tree), node.id)] = verifier_prompt(pair.tree, node, count_tokens, budget)
+            keys.append((id(pair.tree), node.id, position + 1))
         wanted.append(keys)
     order = list(prompts)
-    replies: dict[tuple[int, int, int], str] = {}
-    for start in tqdm(range(0, len(order), max_batch), desc="verifier", disable=not progress):
-        chunk = order[start:start + max_batch]
-        out = policy.generate([prompts[key] for key in chunk], n=1, temperature=0.0, max_new_tokens=max_new_tokens)
-        replies.update((key, samples[0] if samples else "") for key, samples in zip(chunk, out))
-    judged = [[{"step": key[2], "judgment": parse_judgment(replies[key]), "raw": replies[key]} for key in keys]
-              for keys in wanted]
+    replies: dict[tuple[int, int], str] = {}
+    if order:
+        if progress:
+            print(f"verifier: {len(order)} steps of {len(pairs)} pairs judged in one generate call", flush=True)
+        out = policy.generate([prompts[key] for key in order], n=1, temperature=0.0, max_new_tokens=max_new_tokens)
+        replies = {key: samples[0] if samples else "" for key, samples in zip(order, out)}
     verdicts = []
-    for pair, judgments in zip(pairs, judged):
+    for pair, keys in zip(pairs, wanted):
+        judgments = []
+        for tree_key, node_id, step in keys:
+            raw = replies[(tree_key, node_id)]
+            found = judgment_in(raw)
+            judgments.append({"step": step, "node": node_id, "judgment": found or "Uncertain", "parsed": found is not None,
+                              "raw": raw})
         bad_steps = [j["step"] for j in judgments if j["judgment"] == "Bad"]
         verdicts.append(Verdict(bad_steps[0] if bad_steps else len(pair.bad_steps), "model", judgments))
     return verdicts
+
+
+def verdict_counts(rows: Any) -> dict[str, Any]:
+    """The model verifier's verdicts over a dataset's spliced rows (or RevisionRow dicts),
+    each judged step counted once (a bad path shared by several pairs is judged once):
+    judged, Good, Bad, Uncertain (the reply said so), unparsed (no judgment line: acted on as
+    Uncertain), and `uncertain_fraction` = (Uncertain + unparsed) / judged (None when nothing
+    was judged). Rows of the value verifier have no verdicts and count nothing."""
+    seen: dict[tuple, dict] = {}
+    for row in rows.to_list() if hasattr(rows, "to_list") else rows:
+        if row.get("verifier") != "model":
+            continue
+        for judgment in json.loads(row["judgments"]):
+            seen.setdefault((row["env"], row["task_id"], judgment.get("node", judgment["step"])), judgment)
+    counts_ = {"judged": len(seen), "Good": 0, "Bad": 0, "Uncertain": 0, "unparsed": 0}
+    for judgment in seen.values():
+        counts_[judgment["judgment"] if judgment.get("parsed", True) else "unparsed"] += 1
+    counts_["uncertain_fraction"] = ((counts_["Uncertain"] + counts_["unparsed"]) / counts_["judged"]
+                                     if counts_["judged"] else None)
+    return counts_
 
 
 # --------------------------------------------------------------------------------------
@@ -337,11 +397,12 @@ ROW_COLUMNS: tuple[str, ...] = tuple(f.name for f in fields(RevisionRow))
 
 
 def build_rows(trees: Sequence[Tree], settings: RevisionSettings | None = None, policy: Policy | None = None,
-               replay_env_factory: Callable[[], Env] | None = None, progress: bool = True) -> list[RevisionRow]:
+               replay_env_factory: Callable[[str], Env] | None = None, progress: bool = True) -> list[RevisionRow]:
     """The rows of `build_dataset`, one per trajectory: good rows first (tree order, then
-    leaf order), then spliced rows. `policy`: the actor, for the model verifier. With
-    `replay_env_factory` every splice is replayed (observations replaced, `consistent`
-    recorded)."""
+    leaf order), then spliced rows. The trees may come from several environments: the model
+    verifier judges all their pairs in one call. `policy`: the actor, for the model verifier.
+    With `replay_env_factory` (env name -> a fresh env, e.g. `make_env`) every splice is
+    replayed (observations replaced, `consistent` recorded), one env opened per environment."""
     settings = settings or RevisionSettings()
     method = settings.method
     if settings.verifier == "model" and method == "agent_r" and policy is None:
@@ -367,13 +428,16 @@ def build_rows(trees: Sequence[Tree], settings: RevisionSettings | None = None, 
     else:
         verdicts = [value_verifier(pair, settings.alpha, settings.value_rule) for pair in pairs]
     kind = "revision" if method == "agent_r" else "direct"
-    env = replay_env_factory() if replay_env_factory is not None else None
+    envs: dict[str, Env] = {}
     try:
         for pair, verdict in tqdm(list(zip(pairs, verdicts)), desc=f"splice {method}", disable=not progress):
             signal = rng.choice(REVISION_SIGNALS)
             messages = splice(pair, verdict.t_prime, signal)
             consistent = None
-            if env is not None:
+            if replay_env_factory is not None:
+                if pair.tree.env not in envs:
+                    envs[pair.tree.env] = replay_env_factory(pair.tree.env)
+                env = envs[pair.tree.env]
                 consistent, messages, _ = replay_check(messages, env, pair.tree.task_id, pair.good.score)
                 if settings.drop_inconsistent and not consistent:
                     continue
@@ -384,7 +448,7 @@ def build_rows(trees: Sequence[Tree], settings: RevisionSettings | None = None, 
                 signal=signal, verifier=verdict.verifier,
                 judgments=json.dumps(verdict.judgments, ensure_ascii=False), consistent=consistent))
     finally:
-        if env is not None:
+        for env in envs.values():
             env.close()
     return rows
 
@@ -402,7 +466,7 @@ def row_features() -> Any:
 
 
 def build_dataset(trees: Sequence[Tree], settings: RevisionSettings | None = None, policy: Policy | None = None,
-                  replay_env_factory: Callable[[], Env] | None = None, progress: bool = True) -> Any:
+                  replay_env_factory: Callable[[str], Env] | None = None, progress: bool = True) -> Any:
     """A `datasets.Dataset` of `build_rows`, one row per trajectory (RevisionRow's fields:
     messages [{role, content, loss}], env, task_id, kind, t_prime, ...)."""
     from datasets import Dataset

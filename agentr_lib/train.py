@@ -1,20 +1,29 @@
 """Phase II SFT on pre-tokenised input_ids + labels (agentr_lib.data masks).
 
-Two backends, one data path and one output layout:
+Two backends, one data path, one training loop (`_train_loop`) and one output layout; they
+differ only in how the model is loaded and saved (the lines only a GPU run can check live in
+agentr_lib/llm/unsloth.py):
 - `hf` (CPU or GPU): transformers + peft LoRA, or full fine-tuning (`lora=False`, the tiny
-  model). A small own training loop (AdamW, warmup + cosine, length-grouped padded batches):
-  no TRL (TRL 1.15's trainer crashes on CPU-only torch) and less per-step overhead than
-  `transformers.Trainer` on a 1M-parameter model.
-- `unsloth` (CUDA GPU): 4-bit base, LoRA with Unsloth gradient checkpointing, 8-bit AdamW,
-  `transformers.Trainer` on the same tokenised dataset; saves the adapter and a merged
-  16-bit model.
+  model). Our own loop (AdamW, warmup + cosine, length-grouped padded batches, bf16 autocast
+  on CUDA): no TRL (TRL 1.15's trainer crashes on CPU-only torch) and less per-step overhead
+  than `transformers.Trainer` on a 1M-parameter model.
+- `unsloth` (CUDA GPU, LoRA only): a 4-bit base from `FastLanguageModel.from_pretrained`,
+  LoRA from `FastLanguageModel.get_peft_model` with Unsloth's gradient checkpointing, 8-bit
+  AdamW (bitsandbytes), Unsloth's forward for the loss; merged/ is written in 16 bits by
+  `save_pretrained_merged`.
 
-Outputs in out_dir: `adapter/` (LoRA only), `merged/` (the full model the next iteration
-samples with, tokenizer saved beside it), `train_metrics.json`. Its `data` entry says what
+A LoRA iteration's model is its adapter (adapter/, on the run's base model): the next
+iteration loads it on the base and continues training it (`init_from: previous`), and the
+samplers load base + adapter (vLLM: `enable_lora`, one LoRARequest per engine). So each
+iteration hands on one small folder and the base is never re-quantised or re-saved.
+
+Outputs in out_dir: `adapter/` (LoRA only), `merged/` (the full model; the tokenizer is saved
+beside both; `save_merged=False` skips it), `train_metrics.json`, whose `outputs.model` names
+what the next iteration samples with (adapter/ with LoRA, else merged/). Its `data` entry says what
 tokenization kept: `per_kind[kind]` counts rows in, kept, truncated (oldest turns dropped as at
 inference, see agentr_lib.data) and dropped; a kind dropped entirely raises data.KindDropped.
 `tokens_per_s` is tokens seen (trained + masked context) per second of the training loop
-(`seconds`), loading and saving excluded.
+(`seconds`), loading and saving excluded; `peak_memory_gb` is CUDA's peak allocation.
 
 Unsloth must be imported before transformers/peft, and never on a CPU machine: this module
 imports neither at top level, and `select_backend("auto")` only looks for the package.
@@ -95,32 +104,38 @@ def select_backend(backend: str = "auto") -> tuple[str, str]:
     return "hf", "auto: CUDA GPU but the unsloth package is not installed"
 
 
-def resolve_init_model(base_model: str, previous_merged: str | None, init_from: str = "previous") -> str:
-    """Which model iteration k+1 starts from: the previous iteration's merged model (default)
-    or the base model."""
+def resolve_init_model(base_model: str, previous: str | None, init_from: str = "previous") -> str:
+    """Which model iteration k+1 starts from: the previous iteration's model (default; its
+    LoRA adapter folder or its fully fine-tuned folder) or the base model."""
     if init_from == "previous":
-        return previous_merged or base_model
+        return previous or base_model
     if init_from == "base":
         return base_model
     raise ValueError(f"init_from={init_from!r}; expected 'previous' or 'base'")
 
 
-def _ensure_tokenized(dataset: Any, tokenizer: Any, max_seq_length: int) -> tuple[Any, dict]:
+def _ensure_tokenized(dataset: Any, tokenizer: Any, max_seq_length: int) -> tuple[dict[str, list], dict]:
+    """({"input_ids": [...], "labels": [...]}, tokenization stats) from a dataset (or a list of
+    dicts) that is either pre-tokenised (input_ids + labels) or raw (messages + loss flags)."""
     from .data import tokenize_dataset
 
-    columns = getattr(dataset, "column_names", None) or (list(dataset[0]) if len(dataset) else [])
+    if isinstance(dataset, list):
+        columns = list(dataset[0]) if dataset else []
+    else:
+        columns = getattr(dataset, "column_names", None) or (list(dataset[0]) if len(dataset) else [])
     if "input_ids" in columns and "labels" in columns:
-        ids = dataset["input_ids"]
-        labels = dataset["labels"]
+        rows = dataset if isinstance(dataset, list) else None
+        ids = [row["input_ids"] for row in rows] if rows is not None else dataset["input_ids"]
+        labels = [row["labels"] for row in rows] if rows is not None else dataset["labels"]
         tokens = sum(len(x) for x in ids)
         trained = sum(sum(1 for t in x if t != -100) for x in labels)
-        return dataset, {"examples_in": len(ids), "examples_kept": len(ids), "tokens": tokens,
-                         "trained_tokens": trained, "masked_fraction": 1 - trained / tokens if tokens else 0.0,
-                         "pre_tokenized": True}
+        return {"input_ids": ids, "labels": labels}, {
+            "examples_in": len(ids), "examples_kept": len(ids), "tokens": tokens, "trained_tokens": trained,
+            "masked_fraction": 1 - trained / tokens if tokens else 0.0, "pre_tokenized": True}
     if "messages" not in columns:
         raise KeyError(f"dataset columns {columns}: expected 'input_ids'+'labels' or 'messages'")
     tokenized, stats = tokenize_dataset(dataset, tokenizer, max_seq_length)
-    return tokenized, stats.to_dict()
+    return {"input_ids": tokenized["input_ids"], "labels": tokenized["labels"]}, stats.to_dict()
 
 
 def _batches(lengths: list[int], batch_size: int, rng: random.Random) -> list[list[int]]:
@@ -153,16 +168,6 @@ def pad_batch(rows: list[dict], pad_id: int) -> dict:
     return {"input_ids": ids, "attention_mask": mask, "labels": labels}
 
 
-class PadCollator:
-    """The padding collator for transformers.Trainer (unsloth backend)."""
-
-    def __init__(self, pad_id: int):
-        self.pad_id = pad_id
-
-    def __call__(self, rows: list[dict]) -> dict:
-        return pad_batch(rows, self.pad_id)
-
-
 def _lr_at(step: int, total: int, warmup: int, peak: float) -> float:
     if step < warmup:
         return peak * (step + 1) / warmup
@@ -193,39 +198,82 @@ def trained_token_loss(model: Any, batch: dict) -> Any:
     return torch.nn.functional.cross_entropy(logits.float(), targets[trained])
 
 
-def _train_hf(base_model: str, dataset: Any, out_dir: Path, config: SFTConfig) -> dict:
+def lora_config(config: SFTConfig) -> Any:
+    """The peft LoraConfig of the hf backend (Unsloth's get_peft_model takes the same values)."""
+    from peft import LoraConfig
+
+    return LoraConfig(r=config.lora_r, lora_alpha=config.lora_alpha, lora_dropout=config.lora_dropout,
+                      target_modules=list(config.target_modules), task_type="CAUSAL_LM")
+
+
+def _load_for_training(backend: str, init_model: str, config: SFTConfig) -> tuple[Any, Any, str]:
+    """(model ready to train, tokenizer, device). `init_model` is a full model folder or a LoRA
+    adapter folder (a previous LoRA iteration's model): its adapter is loaded on its base
+    model and training continues it, so every iteration's model stays one adapter on the
+    run's base model (what vLLM samples with `enable_lora`). Without LoRA an adapter is merged."""
     import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
 
     if config.threads:
         torch.set_num_threads(config.threads)
-    torch.manual_seed(config.seed)
-    tokenizer = AutoTokenizer.from_pretrained(base_model)
-    dtype = torch.bfloat16 if torch.cuda.is_available() else torch.float32
-    model = AutoModelForCausalLM.from_pretrained(base_model, dtype=dtype)
-    device = "cuda" if torch.cuda.is_available() else "cpu"
-    model.to(device)
-    tokenized, data_stats = _ensure_tokenized(dataset, tokenizer, config.max_seq_length)
-    if len(tokenized) == 0:
-        raise ValueError("no training examples left after tokenization (all dropped: no trained tokens)")
-    if config.lora:
-        from peft import LoraConfig, get_peft_model
+    torch.manual_seed(config.seed)  # before the LoRA weights are initialised
+    if backend == "unsloth":  # GPU only: 4-bit base, Unsloth's LoRA and gradient checkpointing
+        from .llm.unsloth import load_for_training
 
-        model = get_peft_model(model, LoraConfig(
-            r=config.lora_r, lora_alpha=config.lora_alpha, lora_dropout=config.lora_dropout,
-            target_modules=list(config.target_modules), task_type="CAUSAL_LM",
-        ))
+        model, tokenizer = load_for_training(init_model, config)
+        return model, tokenizer, "cuda"
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from .llm.base import adapter_base
+
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    tokenizer = AutoTokenizer.from_pretrained(init_model)
+    base = adapter_base(init_model)
+    model = AutoModelForCausalLM.from_pretrained(base or init_model,
+                                                 dtype=torch.bfloat16 if device == "cuda" else torch.float32)
+    model.to(device)
+    if base:
+        from peft import PeftModel
+
+        model = PeftModel.from_pretrained(model, init_model, is_trainable=config.lora)
+        if not config.lora:
+            model = model.merge_and_unload()
+    elif config.lora:
+        from peft import get_peft_model
+
+        model = get_peft_model(model, lora_config(config))
+    return model, tokenizer, device
+
+
+def _optimizer(backend: str, params: list, config: SFTConfig) -> Any:
+    if backend == "unsloth" and config.optim == "adamw_8bit":
+        from .llm.unsloth import adamw_8bit
+
+        return adamw_8bit(params, config)
+    import torch
+
+    return torch.optim.AdamW(params, lr=config.learning_rate, weight_decay=config.weight_decay)
+
+
+def _train_loop(backend: str, model: Any, tokenizer: Any, rows: dict[str, list], device: str,
+                config: SFTConfig) -> dict:
+    """The one training loop of both backends: length-grouped padded batches, AdamW (8-bit
+    with Unsloth), warmup + cosine, gradient clipping, bf16 autocast on CUDA. The hf backend
+    applies the output head only where a label is trained (`trained_token_loss`); Unsloth's
+    own forward computes the same loss with its fused kernels."""
+    import torch
+    from tqdm.auto import tqdm
+
     params = [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(params, lr=config.learning_rate, weight_decay=config.weight_decay)
-    rows = {"input_ids": tokenized["input_ids"], "labels": tokenized["labels"]}
+    optimizer = _optimizer(backend, params, config)
     lengths = [len(x) for x in rows["input_ids"]]
     rng = random.Random(config.seed)
     steps_per_epoch = math.ceil(len(lengths) / config.batch_size / config.grad_accum)
     total = config.max_steps or max(1, math.ceil(steps_per_epoch * config.num_epochs))
     warmup = max(1, int(total * config.warmup_ratio))
-    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
-    from tqdm.auto import tqdm
-
+    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else (tokenizer.eos_token_id or 0)
+    loss_of = (lambda batch: model(**batch).loss) if backend == "unsloth" else (lambda batch: trained_token_loss(model, batch))
+    if device == "cuda":
+        torch.cuda.reset_peak_memory_stats()
     curve: list[dict] = []
     tokens_trained = tokens_seen = 0
     started = time.time()
@@ -244,7 +292,8 @@ def _train_hf(base_model: str, dataset: Any, out_dir: Path, config: SFTConfig) -
             index = queue.pop()
             batch = pad_batch([{"input_ids": rows["input_ids"][i], "labels": rows["labels"][i]} for i in index], pad_id)
             batch = {k: v.to(device) for k, v in batch.items()}
-            loss = trained_token_loss(model, batch) / config.grad_accum
+            with torch.autocast(device_type="cuda", dtype=torch.bfloat16, enabled=device == "cuda"):
+                loss = loss_of(batch) / config.grad_accum
             loss.backward()
             step_loss += float(loss.detach())
             tokens_trained += int((batch["labels"] != -100).sum())
@@ -268,99 +317,122 @@ def _train_hf(base_model: str, dataset: Any, out_dir: Path, config: SFTConfig) -
     bar.close()
     seconds = time.time() - started
     model.eval()
-    out_dir.mkdir(parents=True, exist_ok=True)
-    if config.lora:
-        if config.save_adapter:
-            model.save_pretrained(out_dir / "adapter")
-            tokenizer.save_pretrained(out_dir / "adapter")
-        merged = model.merge_and_unload()
-    else:
-        merged = model
-    if config.save_merged:
-        merged.save_pretrained(out_dir / "merged")
-        tokenizer.save_pretrained(out_dir / "merged")
     return {
         "steps": step, "planned_steps": total, "curve": curve, "final_loss": curve[-1]["smoothed"] if curve else None,
         "tokens_trained": tokens_trained, "tokens_seen": tokens_seen, "seconds": round(seconds, 2),
         "tokens_per_s": round(tokens_seen / seconds, 1) if seconds else None, "stopped_by_time_limit": stopped_by_time,
-        "threads": torch.get_num_threads(), "device": device, "data": data_stats,
-        "trainable_params": sum(p.numel() for p in params),
+        "threads": torch.get_num_threads(), "device": device, "trainable_params": sum(p.numel() for p in params),
+        "dtype": str(next(model.parameters()).dtype).removeprefix("torch."),
+        "peak_memory_gb": round(torch.cuda.max_memory_allocated() / 2**30, 3) if device == "cuda" else None,
     }
 
 
-def _train_unsloth(base_model: str, dataset: Any, out_dir: Path, config: SFTConfig) -> dict:  # pragma: no cover - GPU
-    import unsloth  # noqa: F401  (must come before transformers/peft)
-    from unsloth import FastLanguageModel
-    from transformers import Trainer, TrainingArguments
+def _save(backend: str, model: Any, tokenizer: Any, out_dir: Path, config: SFTConfig) -> None:
+    """adapter/ (LoRA; the adapter config names the run's base model) and merged/ (the full
+    model: merged in 16 bits by Unsloth, by peft's merge_and_unload otherwise)."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    if config.lora and config.save_adapter:
+        model.save_pretrained(out_dir / "adapter")
+        tokenizer.save_pretrained(out_dir / "adapter")
+    if not config.save_merged:
+        return
+    if backend == "unsloth":
+        from .llm.unsloth import save_merged
 
-    model, tokenizer = FastLanguageModel.from_pretrained(
-        model_name=base_model, max_seq_length=config.max_seq_length, load_in_4bit=config.load_in_4bit, dtype=None,
-    )
-    model = FastLanguageModel.get_peft_model(
-        model, r=config.lora_r, lora_alpha=config.lora_alpha, lora_dropout=config.lora_dropout,
-        target_modules=list(config.target_modules), use_gradient_checkpointing="unsloth", random_state=config.seed,
-    )
-    tokenized, data_stats = _ensure_tokenized(dataset, tokenizer, config.max_seq_length)
-    tokenized = tokenized.select_columns(["input_ids", "labels"])
-    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
-    args = TrainingArguments(
-        output_dir=str(out_dir / "checkpoints"), per_device_train_batch_size=config.batch_size,
-        gradient_accumulation_steps=config.grad_accum, learning_rate=config.learning_rate,
-        num_train_epochs=config.num_epochs, max_steps=config.max_steps or -1, warmup_ratio=config.warmup_ratio,
-        weight_decay=config.weight_decay, lr_scheduler_type="cosine", optim=config.optim,
-        logging_steps=config.log_every, save_strategy="no", report_to=[], seed=config.seed,
-        bf16=True, remove_unused_columns=False, max_grad_norm=config.max_grad_norm,
-    )
+        save_merged(model, tokenizer, out_dir / "merged")
+        return
+    merged = model.merge_and_unload() if config.lora else model
+    merged.save_pretrained(out_dir / "merged")
+    tokenizer.save_pretrained(out_dir / "merged")
+
+
+def identity_adapter(base_model: str, folder: str | os.PathLike, config: SFTConfig) -> Path:
+    """A LoRA adapter on `base_model` that changes nothing (B = 0; A initialised as peft does,
+    so training it later moves it): what an iteration without training rows hands on when its
+    models are adapters. Built on an empty (meta-device) copy of the base: no weights loaded."""
     import torch
+    from accelerate import init_empty_weights
+    from peft import get_peft_model
+    from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
 
-    torch.cuda.reset_peak_memory_stats()
-    trainer = Trainer(model=model, args=args, train_dataset=tokenized, data_collator=PadCollator(pad_id))
-    started = time.time()
-    result = trainer.train()
-    seconds = time.time() - started
-    model.save_pretrained(str(out_dir / "adapter"))
-    tokenizer.save_pretrained(str(out_dir / "adapter"))
-    if config.save_merged:
-        model.save_pretrained_merged(str(out_dir / "merged"), tokenizer, save_method="merged_16bit")
-    curve = [{"step": r["step"], "loss": r["loss"]} for r in trainer.state.log_history if "loss" in r]
-    tokens_seen = data_stats.get("tokens", 0) * config.num_epochs
-    return {
-        "steps": trainer.state.global_step, "curve": curve, "final_loss": curve[-1]["loss"] if curve else result.training_loss,
-        "tokens_trained": data_stats.get("trained_tokens"), "tokens_seen": tokens_seen, "seconds": round(seconds, 2),
-        "tokens_per_s": round(tokens_seen / seconds, 1) if seconds else None, "device": "cuda",
-        "peak_memory_gb": round(torch.cuda.max_memory_allocated() / 2**30, 2), "data": data_stats,
-    }
+    torch.manual_seed(config.seed)
+    with init_empty_weights():
+        skeleton = AutoModelForCausalLM.from_config(AutoConfig.from_pretrained(base_model))
+    model = get_peft_model(skeleton, lora_config(config))
+    for name, module in model.named_modules():
+        if isinstance(module, torch.nn.Linear) and (".lora_A." in name or ".lora_B." in name):
+            module.to_empty(device="cpu")
+            if ".lora_A." in name:
+                module.reset_parameters()
+            else:
+                torch.nn.init.zeros_(module.weight)
+    model.peft_config["default"].base_model_name_or_path = str(base_model)
+    model.save_pretrained(folder)
+    AutoTokenizer.from_pretrained(base_model).save_pretrained(folder)
+    return Path(folder)
+
+
+def _carry_over(init_model: str, out_dir: Path, config: SFTConfig) -> dict[str, str | None]:
+    """No training rows: hand the starting model on unchanged, where the pipeline expects this
+    iteration's model (adapter/ with LoRA, merged/ without)."""
+    import shutil
+
+    from .llm.base import adapter_base
+
+    is_adapter = adapter_base(init_model) is not None
+    if config.lora:
+        if is_adapter:
+            shutil.copytree(init_model, out_dir / "adapter", dirs_exist_ok=True)
+        else:
+            identity_adapter(init_model, out_dir / "adapter", config)
+        return {"adapter": str(out_dir / "adapter"), "merged": None, "model": str(out_dir / "adapter")}
+    if is_adapter:
+        raise ValueError(f"{init_model}: a LoRA adapter cannot be carried over as a full model (sft.lora is false)")
+    shutil.copytree(init_model, out_dir / "merged", dirs_exist_ok=True)
+    return {"adapter": None, "merged": str(out_dir / "merged"), "model": str(out_dir / "merged")}
+
+
+def trained_model(out_dir: str | os.PathLike, lora: bool) -> Path:
+    """The model an SFT run hands to the next iteration: adapter/ with LoRA, else merged/."""
+    return Path(out_dir) / ("adapter" if lora else "merged")
 
 
 def train_sft(base_model: str | os.PathLike, dataset: Any, out_dir: str | os.PathLike, config: SFTConfig | None = None,
               backend: str = "auto") -> dict:
-    """Fine-tune `base_model` (a local folder) on `dataset` (tokenised: input_ids + labels, or
-    raw rows with `messages` and per-turn `loss` flags); write adapter/, merged/ and
-    train_metrics.json under out_dir; return the metrics."""
+    """Fine-tune `base_model` (a local model folder, or a LoRA adapter folder whose adapter
+    training continues) on `dataset` (tokenised: input_ids + labels, or raw rows with
+    `messages` and per-turn `loss` flags; a `datasets.Dataset` or a list of dicts); write
+    adapter/ (LoRA), merged/ (unless `save_merged` is off) and train_metrics.json under
+    out_dir; return the metrics. `outputs.model` is what the next iteration samples with."""
     config = config or SFTConfig()
     out_dir = Path(out_dir)
     name, reason = select_backend(backend)
+    if name == "unsloth" and not config.lora:
+        raise ValueError("backend 'unsloth' trains LoRA adapters only (sft.lora: true); use backend 'hf' for "
+                         "full fine-tuning")
     if len(dataset) == 0:  # the search found nothing to learn from: carry the model over
-        import shutil
-
-        shutil.copytree(base_model, out_dir / "merged", dirs_exist_ok=True)
+        out_dir.mkdir(parents=True, exist_ok=True)
         metrics = {"steps": 0, "curve": [], "tokens_trained": 0, "tokens_per_s": None, "final_loss": None,
                    "masked_fraction": None, "data": {"examples_in": 0, "examples_kept": 0, "per_kind": {}},
                    "note": "no training rows: the model is carried over unchanged",
                    "backend": name, "backend_reason": reason, "init_from": config.init_from,
-                   "base_model": str(base_model), "outputs": {"adapter": None, "merged": str(out_dir / "merged")}}
+                   "base_model": str(base_model), "outputs": _carry_over(str(base_model), out_dir, config)}
         atomic_write_json(out_dir / "train_metrics.json", metrics)
         return metrics
-    if name == "unsloth":
-        metrics = _train_unsloth(str(base_model), dataset, out_dir, config)
-    else:
-        metrics = _train_hf(str(base_model), dataset, out_dir, config)
+    model, tokenizer, device = _load_for_training(name, str(base_model), config)
+    rows, data_stats = _ensure_tokenized(dataset, tokenizer, config.max_seq_length)
+    if not rows["input_ids"]:
+        raise ValueError("no training examples left after tokenization (all dropped: no trained tokens)")
+    metrics = _train_loop(name, model, tokenizer, rows, device, config)
+    _save(name, model, tokenizer, out_dir, config)
+    adapter = str(out_dir / "adapter") if config.lora and config.save_adapter else None
+    merged = str(out_dir / "merged") if config.save_merged else None
     metrics.update({
-        "backend": name, "backend_reason": reason, "init_from": config.init_from, "base_model": str(base_model),
+        "data": data_stats, "backend": name, "backend_reason": reason, "init_from": config.init_from,
+        "base_model": str(base_model),
         "config": {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(config).items()},
-        "masked_fraction": metrics.get("data", {}).get("masked_fraction"),
-        "outputs": {"adapter": str(out_dir / "adapter") if config.lora and config.save_adapter else None,
-                    "merged": str(out_dir / "merged") if config.save_merged else None},
+        "masked_fraction": data_stats.get("masked_fraction"),
+        "outputs": {"adapter": adapter, "merged": merged, "model": adapter if config.lora and adapter else merged},
     })
     atomic_write_json(out_dir / "train_metrics.json", metrics)
     return metrics

@@ -236,3 +236,29 @@ def test_cli_iterations_are_validated_and_cut_the_alpha_list(capsys):
     assert main(["--profile", "smoke", "--iterations", "1", "--dry-run", "--run-name", "cli-iter1"]) == 0
     out = capsys.readouterr().out
     assert "alpha cut to its first values [-1.0]" in out and "iter2" not in out
+
+
+def test_lora_iterations_chain_adapters_and_single_task_variants_share_the_first_search(tmp_path):
+    """With LoRA an iteration's model is its adapter (what the next search, SFT and evaluation
+    load); iteration 1's trees are searched once for every variant, single-task ones included
+    (same base model and seed), and each revision step reads only its own envs' trees."""
+    plan = build_plan(load_profile("gpu-rehearsal"), tmp_path / "run", tmp_path / "fig")
+    by_key = {step.key: step for step in plan}
+    keys = [step.key for step in plan]
+    assert [k for k in keys if k.endswith("/mcts")] == [
+        "iter1/mcts", "agent_r/iter2/mcts", "agent_r-textcraft/iter2/mcts", "agent_r-sciworld/iter2/mcts",
+        "agent_r-webshop/iter2/mcts"]
+    shared = by_key["iter1/mcts"]
+    assert shared.parameters["ENVS"] == ["textcraft", "sciworld", "webshop"]
+    trees = str(Path(shared.parameters["OUT_DIR"]) / "trees")
+    single = by_key["agent_r-sciworld/iter1/revision"]
+    assert single.parameters["TREES_DIR"] == trees and single.parameters["ENVS"] == ["sciworld"]
+    assert by_key["agent_r/iter1/revision"].parameters["ENVS"] == ["textcraft", "sciworld", "webshop"]
+    for variant in ("agent_r", "agent_r-webshop"):
+        adapter = str(tmp_path / "run" / variant / "iter1" / "sft" / "adapter")
+        assert by_key[f"{variant}/iter1/sft"].outputs[-1] == Path(adapter) / "adapter_config.json"
+        assert by_key[f"{variant}/iter2/mcts"].parameters["MODEL"] == adapter
+        assert by_key[f"{variant}/iter2/revision"].parameters["MODEL"] == adapter  # the model verifier's actor
+        assert by_key[f"{variant}/iter2/sft"].parameters["INIT_MODEL"] == adapter
+        assert by_key[f"{variant}/iter1/eval"].parameters["MODEL"] == adapter
+    assert by_key["agent_r/iter1/revision"].inputs == ("TREES_DIR", "MODEL")

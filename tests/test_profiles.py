@@ -85,3 +85,20 @@ def test_a_bad_value_in_a_profile_file_names_the_file(tmp_path):
     path.write_text("mcts:\n  batch_trees: 0\n")
     with pytest.raises(ProfileError, match=r"mine.yaml: mcts.batch_trees = 0: expected an integer >= 1"):
         load_profile(path)
+
+
+def test_gpu_rehearsal_keeps_every_switch_of_consumer_gpu():
+    """The rehearsal (CI's run of the GPU path) differs from consumer-gpu only in the keys
+    REHEARSAL_CHANGES names, each for its stated reason; every other key is the same."""
+    from agentr_lib.profiles import REHEARSAL_CHANGES, SETTINGS, value_of
+
+    rehearsal, gpu = load_profile("gpu-rehearsal"), load_profile("consumer-gpu")
+    differ = {s.key for s in SETTINGS if value_of(rehearsal, s.key) != value_of(gpu, s.key)}
+    assert differ == set(REHEARSAL_CHANGES), (sorted(differ - set(REHEARSAL_CHANGES)),
+                                              sorted(set(REHEARSAL_CHANGES) - differ))
+    # what the rehearsal is for, spelled out
+    assert rehearsal["backend"] == gpu["backend"] == "auto"
+    assert rehearsal["sft"]["lora"] and (rehearsal["sft"]["lora_r"], rehearsal["sft"]["lora_alpha"]) == (16, 32)
+    assert rehearsal["revision"]["verifier"] == "model" and rehearsal["eval"]["max_turns"] == 40
+    assert rehearsal["envs"] == ["textcraft", "sciworld", "webshop"] and rehearsal["single_task"]
+    assert rehearsal["model"] == "micro" and rehearsal["iterations"] >= 2

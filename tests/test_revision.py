@@ -257,7 +257,8 @@ def test_dataset_rows_methods_and_counts(tmp_path):
     assert goods_only["kind"] == ["good"]
     empty = build_dataset([], RevisionSettings("agent_r"), progress=False)
     assert len(empty) == 0 and list(empty.features) == list(agent_r.features)
-    checked = build_dataset([numberline_tree()[0]], RevisionSettings("agent_r"), replay_env_factory=NumberLine, progress=False)
+    checked = build_dataset([numberline_tree()[0]], RevisionSettings("agent_r"),
+                            replay_env_factory=lambda env: NumberLine(), progress=False)
     from datasets import concatenate_datasets
     both = concatenate_datasets([agent_r, empty, checked])  # None and bool `consistent`, empty parts
     assert len(both) == len(agent_r) + len(checked) and both["consistent"][-1] is False
@@ -322,15 +323,15 @@ def test_replay_check_flags_an_inconsistent_splice():
     assert [m["content"] for m in replayed[10::2]] == ["You are at -1.", "You are at 0."]  # replayed
     assert [m["loss"] for m in replayed] == [m["loss"] for m in original]
     ds = build_dataset([tree], RevisionSettings("agent_r", alpha=0.5, beta=0.2, verifier="value"),
-                       replay_env_factory=NumberLine, progress=False)
+                       replay_env_factory=lambda env: NumberLine(), progress=False)
     revision = [r for r in ds.to_list() if r["kind"] == "revision"]
     assert [(r["t_prime"], r["consistent"]) for r in revision] == [(2, False)]
     assert counts(ds)[0]["checked"] == 1 and counts(ds)[0]["consistent"] == 0
     kept = build_dataset([tree], RevisionSettings("agent_r", alpha=0.5, beta=0.2, drop_inconsistent=True),
-                         replay_env_factory=NumberLine, progress=False)
+                         replay_env_factory=lambda env: NumberLine(), progress=False)
     assert kept["kind"] == ["good"]
-    direct = build_dataset([tree], RevisionSettings("direct_revision", alpha=0.5, beta=0.2), replay_env_factory=NumberLine,
-                           progress=False)
+    direct = build_dataset([tree], RevisionSettings("direct_revision", alpha=0.5, beta=0.2),
+                           replay_env_factory=lambda env: NumberLine(), progress=False)
     assert [r["consistent"] for r in direct.to_list() if r["kind"] == "direct"] == [False]
 
 
@@ -345,3 +346,61 @@ def test_model_verifier_judges_a_shared_bad_path_once():
     assert [v.t_prime for v in verdicts] == [3, 3]
     assert [[j["step"] for j in v.judgments] for v in verdicts] == [[3], [1, 2, 3]]
     assert len(prompts) == 3  # steps 1, 2, 3 of the path a b x, each once
+
+
+def test_model_verifier_judges_every_env_in_one_call_and_counts_unparsed_verdicts():
+    """Pairs of trees from several environments: one generate call over every step (a step
+    shared by two bad paths once); verdicts Good / Bad / Uncertain / unparsed counted once
+    per judged step; the judged node's id lets the notebook rebuild the prompt."""
+    from agentr_lib.revision import verdict_counts, verifier_prompt
+
+    first, n = hand_tree()
+    second, m = hand_tree()
+    second.env, second.task_id = "other", 8
+    replies = {"a": "Judgment: Good", "b": "Judgment: Uncertain", "x": "no verdict here", "c": "Judgement: bad",
+               "d": "Judgment: Good", "g": "Judgment: Good", "e": "Judgment: Good"}
+
+    def respond(conversation, rng):
+        judged = re.search(r"## Step to judge\nStep \d+\nAction: (\S+)", conversation[-1]["content"]).group(1)
+        return replies[judged]
+
+    policy = ScriptedPolicy(respond)
+    settings = RevisionSettings("agent_r", alpha=0.5, beta=0.2, verifier="model", max_pairs_per_tree=None,
+                                judge_from="start")
+    ds = build_dataset([first, second], settings, policy=policy, progress=False)
+    assert policy.calls == 1, "one generate call over both environments' pairs"
+    assert {r["env"] for r in ds.to_list()} == {"toy", "other"}
+    counted = verdict_counts(ds)
+    # per tree the bad paths a b x, a c d (each paired with G and E) and e (paired with G): six
+    # nodes judged once each, of which a, d, e Good, c Bad, b Uncertain, x unparsed
+    assert counted == {"judged": 12, "Good": 6, "Bad": 2, "Uncertain": 2, "unparsed": 2, "uncertain_fraction": 4 / 12}
+    row = next(r for r in ds.to_list() if r["kind"] == "revision" and r["env"] == "other")
+    judgment = json.loads(row["judgments"])[-1]
+    assert set(judgment) == {"step", "node", "judgment", "parsed", "raw"}
+    prompt = verifier_prompt(second, second.nodes[judgment["node"]])[-1]["content"]
+    assert f"Action: {second.nodes[judgment['node']].action}\nObservation:" in prompt.split("## Step to judge")[1]
+    unparsed = [j for r in ds.to_list() for j in json.loads(r["judgments"]) if not j["parsed"]]
+    assert unparsed and all(j["judgment"] == "Uncertain" and j["raw"] == "no verdict here" for j in unparsed)
+    assert verdict_counts(build_dataset([first], RevisionSettings("agent_r", alpha=0.5), progress=False))["judged"] == 0
+
+
+def test_verifier_prompt_leaves_out_the_oldest_steps_to_fit_the_context_budget():
+    """One user turn, so turn-level truncation cannot shorten it (vLLM refuses a prompt past
+    its context): the oldest steps go first, then the environment's instructions."""
+    from agentr_lib.revision import verifier_prompt
+
+    tree, n = hand_tree()
+    count = lambda messages: len(messages[0]["content"])  # noqa: E731 -- characters as tokens
+    full = verifier_prompt(tree, n["X"])[0]["content"]
+    assert "Step 1\nAction: a" in full and "Step 2\nAction: b" in full and "earlier steps" not in full
+    assert verifier_prompt(tree, n["X"], count, len(full))[0]["content"] == full
+    cut = verifier_prompt(tree, n["X"], count, len(full) - 3)[0]["content"]
+    assert "(1 earlier steps not shown)" in cut and "Step 1\n" not in cut and "Step 2\nAction: b" in cut
+    assert "## Step to judge\nStep 3\nAction: x" in cut and "inst" in cut
+    tree.root.instruction = "I" * 1000  # a long instruction: left out before any step is
+    full = verifier_prompt(tree, n["X"])[0]["content"]
+    roomy = verifier_prompt(tree, n["X"], count, len(full) - 900)[0]["content"]
+    assert "does not fit the model's context" in roomy and "earlier steps" not in roomy and "Step 1\nAction: a" in roomy
+    tiny = verifier_prompt(tree, n["X"], count, 10)[0]["content"]
+    assert "(2 earlier steps not shown)" in tiny and "does not fit the model's context" in tiny
+    assert "## Task\nstart" in tiny and "Step 3\nAction: x" in tiny

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import hashlib
+import json
+import os
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Protocol, runtime_checkable
 
 Message = dict  # {"role": "user" | "assistant" | "system", "content": str, optional "loss": bool}
@@ -39,9 +42,22 @@ def derive_seed(*parts: object) -> int:
 NOT_THE_MODEL = ("eval", "model_card.json", "train_metrics.json")
 
 
+def adapter_base(source: str | os.PathLike) -> str | None:
+    """The base model of a PEFT (LoRA) adapter folder (its adapter_config.json's
+    `base_model_name_or_path`), or None for a full model folder, a hub name or a missing path.
+    A LoRA iteration's model is such a folder (train.py: the adapter on the run's base model)."""
+    path = Path(source)
+    if not (path / "adapter_config.json").exists() or (path / "config.json").exists():
+        return None
+    return json.loads((path / "adapter_config.json").read_text()).get("base_model_name_or_path")
+
+
 def model_id(source: str) -> str:
     """What a result was computed with: a local model folder's content hash (so a retrained
-    model in the same folder is a different model), or the hub name as given."""
+    model in the same folder is a different model), or the hub name as given. An adapter
+    folder's id also holds its base model's, so a rebuilt base is a different model."""
     from ..io import fingerprint
 
-    return fingerprint(source, skip=NOT_THE_MODEL) or str(source)
+    own = fingerprint(source, skip=NOT_THE_MODEL) or str(source)
+    base = adapter_base(source)
+    return f"{own}+{model_id(base)}" if base else own

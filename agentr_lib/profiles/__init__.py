@@ -1,5 +1,5 @@
-"""Named configurations (alignment-handbook style recipes): `smoke`, `tiny`, `consumer-gpu`,
-`paper`, and the schema behind them.
+"""Named configurations (alignment-handbook style recipes): `smoke`, `tiny`, `gpu-rehearsal`,
+`consumer-gpu`, `paper`, and the schema behind them.
 
 SETTINGS is the one place a setting is defined: for every key a profile may set, its
 default, what it accepts (checked when a profile loads, before anything runs) and a
@@ -25,6 +25,25 @@ PROFILES_DIR = Path(__file__).resolve().parent
 
 #: The methods a run can train (Figure 3's lines).
 METHODS: tuple[str, ...] = ("agent_r", "direct_revision", "good_only")
+
+
+#: The keys in which the `gpu-rehearsal` profile may differ from `consumer-gpu`, and why; every
+#: other key is the same (tests/test_profiles.py checks it), so the rehearsal runs the GPU
+#: profile's path: its backends, LoRA settings, verifier, environments and turn limits.
+REHEARSAL_CHANGES: dict[str, str] = {
+    "description": "the profile's own", "hardware": "the profile's own", "expected_minutes": "the profile's own",
+    "model": "the micro model (built in seconds) instead of an 8B model",
+    "sft.backend": "auto (hf on a CPU): Unsloth needs a CUDA GPU",
+    "single_task": "the paper profile's single-task models (Table 6), rehearsed too",
+    "iterations": "two: enough for an iteration to sample with the previous one's adapter",
+    "methods": "Agent-R alone: Direct-Revision judges no step and differs only in its splice (the smoke profile runs it)",
+    "revision.alpha": "-1: the micro model never succeeds, so every leaf counts as good (one per iteration)",
+    "revision.beta": "0: with every reward 0 a bad leaf must tie its good one",
+    "mcts.tasks_per_env": "size", "mcts.simulations": "size", "mcts.n_gen": "size", "mcts.max_depth": "size",
+    "mcts.batch_trees": "size", "mcts.max_new_tokens": "size", "revision.max_pairs_per_tree": "size",
+    "sft.epochs": "size", "eval.tasks_per_env": "size", "eval.max_new_tokens": "size",
+    "sft.max_seq_length": "the micro model's context (2048 positions)",
+}
 
 
 class ProfileError(ValueError):
