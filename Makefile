@@ -52,6 +52,7 @@ lab: $(STAMP)
 benchmarks: $(STAMP)
 	$(PY) benchmarks/envs.py
 	$(PY) benchmarks/mcts.py
+	$(PY) benchmarks/sampling.py --rounds 1
 
 clean-runs:
 	rm -rf data/runs
