@@ -151,7 +151,9 @@ class HFPolicy:
 
     def count_tokens(self, messages: Sequence[Message]) -> int:
         """Tokens of the rendered prompt (what the context budget is measured in)."""
-        return len(self.tokenizer(self.render(messages), add_special_tokens=False)["input_ids"])
+        # verbose=False: a conversation longer than the tokenizer's model_max_length is what
+        # truncation is for, not a warning in every notebook that counts it
+        return len(self.tokenizer(self.render(messages), add_special_tokens=False, verbose=False)["input_ids"])
 
     def budget(self, max_new_tokens: int = 0) -> int | None:
         """Prompt tokens allowed: `context_budget`, and never more than the model's position
