@@ -245,6 +245,8 @@ def main() -> int:
             record = json.loads(lines[-1][len("RECORD "):])
             record["round"] = round_index
             records.append(record)
+            if args.json:  # as it goes: a long run that is stopped keeps its finished rounds
+                Path(args.json).write_text(json.dumps({"model": model, "records": records}, indent=1))
             summary = ", ".join(f"{w} {r['seconds']} s" for w, r in record["workloads"].items())
             print(f"round {round_index + 1} {backend}: start {record['start_s']} s, {summary}, "
                   f"peak {record['peak_rss_mb']} MB (load {os.getloadavg()[0]:.1f})", flush=True)
