@@ -14,8 +14,8 @@ from agentr_lib.llm.scripted import ScriptedPolicy
 from agentr_lib.mcts import Node, Tree, backpropagate, mark_terminal
 from agentr_lib.prompts import REVISION_SIGNALS
 from agentr_lib.revision import (
-    RevisionSettings, build_dataset, counts, divergence, is_good, leaves, make_pairs, model_verifier, parse_judgment, replay_check,
-    save_dataset, splice, value_verifier,
+    RevisionSettings, build_dataset, counts, divergence, is_good, leaves, make_pairs, model_verifier, observation_kind,
+    parse_judgment, replay_check, save_dataset, signal_contexts, splice, value_verifier,
 )
 from fake_env import NumberLine
 
@@ -404,3 +404,34 @@ def test_verifier_prompt_leaves_out_the_oldest_steps_to_fit_the_context_budget()
     tiny = verifier_prompt(tree, n["X"], count, 10)[0]["content"]
     assert "(2 earlier steps not shown)" in tiny and "does not fit the model's context" in tiny
     assert "## Task\nstart" in tiny and "Step 3\nAction: x" in tiny
+
+
+def test_divergence_is_measured_in_actions():
+    """Two children that differ only in their thought take the same action to the same
+    state: the pair's shared steps run on through them, and t' is looked for after them."""
+    root = Node(id=0, depth=0, observation="start", instruction="inst")
+    tree = Tree("toy", 3, root, [root])
+    first_good = add(tree, root, "a")
+    first_bad = add(tree, root, "a")
+    first_bad.response = "Thought: another plan.\nAction: a"
+    good = add(tree, add(tree, first_good, "b"), "g", reward=1.0, done=True)
+    bad = add(tree, add(tree, first_bad, "x"), "y", terminal=True)
+    pair = pair_of(tree, good, bad)
+    assert pair.divergence is root and pair.d == 1
+    verdict = value_verifier(pair, alpha=0.5)
+    assert verdict.t_prime == 2  # the bad path's "x", its first action the good path did not take
+    messages = splice(pair, verdict.t_prime, "S")
+    assert messages[3]["content"] == "Thought: another plan.\nAction: a" and messages[5]["content"] == "Thought: do x.\nAction: x"
+    assert [m["content"] for m in messages[9::2]] == ["Thought: do b.\nAction: b", "Thought: do g.\nAction: g"]
+
+
+def test_signal_contexts_show_what_precedes_the_revision_turn():
+    tree, n = hand_tree()
+    rows = list(build_dataset([tree], RevisionSettings("agent_r", alpha=0.5, beta=0.2, max_pairs_per_tree=None), progress=False))
+    contexts = signal_contexts(rows)
+    assert len(contexts) == sum(1 for row in rows if row["kind"] == "revision") > 0
+    for context, row in zip(contexts, [row for row in rows if row["kind"] == "revision"]):
+        kept = [m for m in row["messages"] if m["role"] == "assistant"][1:row["t_prime"] + 1]
+        assert context["action"] == kept[-1]["content"].split("Action: ")[1]
+        assert context["observation"] == f"obs {context['action']}" and context["observation_kind"] == context["observation"]
+    assert observation_kind("Got 12 oak logs") == "Got N oak" and observation_kind("Could not find 4 sticks.", 4) == "Could not find N"
