@@ -34,9 +34,10 @@ def load_paper_results(path: str | Path = PAPER_RESULTS) -> dict:
 
 
 def caption(meta: dict) -> str:
-    """'this run: <model>, profile <p>, data: <env: mode, ...>' -- printed under each figure."""
+    """'this run: <model>, backend <b>, profile <p>; data: <env: mode, ...>' -- printed under each figure."""
     modes = ", ".join(f"{ENV_TITLES.get(env, env)}: {mode}" for env, mode in sorted(meta.get("data_modes", {}).items()))
-    return f"this run: {meta.get('model_label', meta.get('model', '?'))}, profile {meta.get('profile', '?')}; data: {modes}"
+    return (f"this run: {meta.get('model_label', meta.get('model', '?'))}, backend {meta.get('backend', '?')}, "
+            f"profile {meta.get('profile', '?')}; data: {modes}")
 
 
 def save_figure(fig: plt.Figure, figures_dir: str | Path, name: str) -> list[Path]:

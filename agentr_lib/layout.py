@@ -183,6 +183,11 @@ class RunLayout:
         return workdir / "eval"
 
     @staticmethod
+    def eval_sampler(workdir: Path) -> Path:
+        """What an evaluation sampled with: the backend that ran (`auto` resolved), adapter, calls."""
+        return workdir / "eval" / "sampler.json"
+
+    @staticmethod
     def eval_metrics(workdir: Path) -> Path:
         """Written last by an evaluation's test-split part (the revision-ability part follows)."""
         return workdir / "eval" / "metrics.json"

@@ -155,7 +155,9 @@ def collect_run(run_dir: str | Path) -> RunResults:
     meta = {"profile": config["name"], "model": config["model"], "data_modes": data_modes,
             "model_label": f"{config['model']} model" if config["model"] in ("tiny", "micro") else config["model"],
             "run": run_dir.name, "envs": list(config["envs"])}
-    meta["backend"] = config.get("backend")
+    # the backend that ran (the base evaluation's sampler), not the profile's `auto`
+    sampler = run.eval_sampler(run.base)
+    meta["backend"] = read_json(sampler).get("backend") if sampler.exists() else config.get("backend")
     missing: list[str] = []
     no_intervals: list[str] = []
     scores, revision, loops, counts, t_prime, episodes, trees = [], [], [], [], [], [], []

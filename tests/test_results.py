@@ -8,6 +8,7 @@ import papermill
 import pytest
 
 from agentr_lib.evaluate import episode_record, metrics_from_records
+from agentr_lib.figures import caption
 from agentr_lib.agent import Trajectory, Turn
 from agentr_lib.profiles import load_profile
 from agentr_lib.results import (README_BEGIN, README_END, collect_run, has_revision_turn, readme_tables,
@@ -106,6 +107,17 @@ def test_schema_is_exactly_the_issue_s(run_dir):
     assert [(r["method"], r["iteration"]) for r in summary["runs"]] == [(m, k) for m in METHODS for k in (1, 2, 3)]
     assert (summary["profile"], summary["model"], summary["backend"], summary["test_goals"]) == (
         "smoke", "micro", "hf", 40)
+
+
+def test_the_backend_is_the_one_that_ran_not_the_profile_s_auto(tmp_path):
+    run = make_run(tmp_path)
+    manifest = json.loads((run / "run.json").read_text())
+    manifest["config"]["backend"] = "auto"
+    _write(run / "run.json", manifest)
+    assert results_summary(collect_run(run))["backend"] == "auto"  # nothing says what ran: the setting
+    _write(run / "base" / "eval" / "sampler.json", {"backend": "vllm", "adapter": None})
+    meta = collect_run(run).meta
+    assert meta["backend"] == "vllm" and "backend vllm" in caption(meta)
 
 
 def test_scores_intervals_and_paired_differences(run_dir):
