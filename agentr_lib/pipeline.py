@@ -7,8 +7,10 @@ Plan: 00 set-up once; the base model's evaluation (iteration 0, which also fixes
 erroneous prefixes of the revision-ability protocol); then for each method and iteration
 01 MCTS -> 02 revision -> 03 SFT -> 04 evaluation, the model trained at iteration k sampling
 iteration k+1; then the figure and table notebooks. Executed notebooks land next to their
-outputs under data/runs/<run>/. A step counts as finished only when its outputs exist, so a
-rerun of the same command resumes after a crash or Ctrl-C.
+outputs under data/runs/<run>/. A step is finished when its marker (`<run>/steps/<key>.json`,
+written last) records the digests of the inputs it ran on and of the outputs it wrote: a rerun
+of the same command skips what is unchanged, resumes what a crash or Ctrl-C interrupted, and
+reruns what a changed input (a retrained model, another setting, `--from-step`) made stale.
 """
 
 from __future__ import annotations
@@ -252,7 +254,8 @@ def step_state(step: Step, run_dir: Path, upstream: dict[str, dict]) -> tuple[st
     path = marker_path(run_dir, step.key)
     marker = read_json(path) if path.exists() else None
     if marker is None:
-        return ("resume", "outputs of an unfinished run") if step.outputs_exist() else ("todo", "")
+        return ("resume", "outputs without a step marker: an unfinished run, or files committed with the repository") \
+            if step.outputs_exist() else ("todo", "")
     if marker.get("inputs") != inputs_fingerprint(step, run_dir, upstream):
         return "stale", "its inputs changed (model, data or settings)"
     if marker.get("status") != "done" or not step.outputs_exist():
