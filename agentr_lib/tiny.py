@@ -31,14 +31,16 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from .agent import expert_trajectory, opening_messages
+from .agent import REVISION_ACTION, expert_trajectory, opening_messages
 from .io import atomic_write_json, read_json
+from .prompts import REVISION_SIGNALS
 
 ROOT = Path(__file__).resolve().parents[1]
 MODELS_DIR = ROOT / "data" / "models"
 #: v2: tokenizer with Qwen2's pre-tokenizer (v1 models split numbers differently at inference);
 #: v3: Llama architecture with 32-dim heads, a shape vLLM's CPU attention runs (it has no 16-dim kernel)
-TINY_VERSION = "v3"
+#: v4: v3 plus the phrase book (the revision turn's words, outside any task)
+TINY_VERSION = "v4"
 
 SPECIAL_TOKENS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
 
@@ -93,6 +95,11 @@ class TinySpec:
     #: are chosen on (env.task_ids("train") excludes both)
     held_out: tuple[str, ...] = ("test", "val")
     other_env_repeats: int = 2         # each WebShop gold path this many times per stage
+    #: each phrase-book conversation (`phrase_book`) this many times in the mix: the language of the
+    #: revision turn, outside any task, so that Agent-R's data has only *when* to revise to teach
+    #: (without it the turn was 35-40 byte-level pieces the model had never seen: log-prob -154
+    #: nats after an iteration's SFT, emitted on 0 of 72 training prefixes; README, experiments)
+    phrase_book_repeats: int = 20
     #: BC passes; stage k uses distractor seeds [k*textcraft_seeds, (k+1)*textcraft_seeds) and
     #: starts from stage k-1's model with a fresh warmup + cosine schedule (= iterative SFT)
     stages: int = 1                    # one long cosine schedule over all the data
@@ -125,7 +132,7 @@ SIZES: dict[str, TinySpec] = {
     "micro": TinySpec(
         size="micro", envs=("textcraft",), vocab_size=320, hidden_size=32, num_layers=1, num_heads=2, num_kv_heads=1,
         intermediate_size=64, max_position=2048, textcraft_seeds=1, stages=1, max_train_tasks=6, epochs=1.0,
-        max_steps=4, batch_size=4, learning_rate=3e-3, eval_tasks=0, max_seq_length=512,
+        max_steps=4, batch_size=4, learning_rate=3e-3, eval_tasks=0, max_seq_length=512, phrase_book_repeats=0,
     ),
 }
 
@@ -244,6 +251,29 @@ def expert_episode(env: Any, task_id: int, first_observation: str | None = None)
     return {"messages": messages, "reward": float(reward), "done": trajectory.done}
 
 
+#: What the user asks in a phrase-book conversation (our words; never a task, never the game).
+PHRASE_BOOK_REQUESTS: tuple[str, ...] = (
+    "Say in one sentence that your last step was a mistake and that you will change your plan.",
+    "How would you admit an error and decide to fix it?",
+    "Tell me that you went wrong and will try again.",
+)
+
+
+def phrase_book(repeats: int) -> list[dict]:
+    """Conversations that teach the revision turn's words (`prompts.REVISION_SIGNALS` and the
+    revision action), never the turn itself: a user asks for a sentence admitting a mistake and
+    the assistant says one. An instruct model knows these words before Agent-R; the tiny model
+    knows only environment text. No task, no game state, no `Thought:`/`Action:` lines, so
+    the base model still never revises in an episode (measured: 0 revision turns at test)."""
+    rows = []
+    for index, signal in enumerate(REVISION_SIGNALS):
+        request = PHRASE_BOOK_REQUESTS[index % len(PHRASE_BOOK_REQUESTS)]
+        messages = [{"role": "user", "content": request, "loss": False},
+                    {"role": "assistant", "content": f"{signal} I {REVISION_ACTION} and look again.", "loss": True}]
+        rows += [{"messages": messages, "env": "phrase_book", "task_id": index}] * repeats
+    return rows
+
+
 def _look_alike_goals(env: Any, ids: Sequence[int]) -> dict[int, list[int]]:
     """For each goal, the other train goals sharing a word with its name (diamond boots for
     diamond helmet), or all of them when none does. Why: the model copied the goal's first word
@@ -300,6 +330,10 @@ def collect_demos(spec: TinySpec, progress: bool = True, stage: int = 0) -> tupl
             finally:
                 env.close()
         stats[name] = {"episodes": kept, "expert_failures": failed, "seeds": len(seeds)}
+    if spec.phrase_book_repeats:
+        book = phrase_book(spec.phrase_book_repeats)
+        rows += book
+        stats["phrase_book"] = {"episodes": len(book), "expert_failures": 0, "seeds": 0}
     random.Random(spec.seed if stage == 0 else f"{spec.seed}-{stage}").shuffle(rows)
     return rows, stats
 
@@ -329,7 +363,7 @@ def bc_stage(spec: TinySpec, stage: int, rows: list[dict], tokenizer: Any, init_
     from .train import SFTConfig, train_sft
 
     dataset, tok_stats = tokenize_dataset(rows, tokenizer, spec.max_seq_length, progress=progress)
-    env_tokens = {name: 0 for name in spec.envs}
+    env_tokens = {name: 0 for name in dict.fromkeys(row["env"] for row in rows)}  # envs and the phrase book
     for n, i in zip(dataset["num_tokens"], dataset["source_index"]):
         env_tokens[rows[i]["env"]] += int(n)
     config = SFTConfig(
@@ -403,8 +437,8 @@ def build_tiny_model(out_dir: str | Path | None = None, size: str = "tiny", seed
                 demo_stats[name]["episodes"] += record["episodes"]
                 demo_stats[name]["seeds"] += record["seeds"]
         metrics, tok_stats = bc_stage(spec, stage, rows, tokenizer, previous, out / f"bc{stage}", progress)
-        for name in spec.envs:
-            demo_stats[name]["tokens"] = demo_stats[name].get("tokens", 0) + metrics["env_tokens"][name]
+        for name, tokens in metrics["env_tokens"].items():
+            demo_stats[name]["tokens"] = demo_stats[name].get("tokens", 0) + tokens
         for key in tok_totals:
             tok_totals[key] += getattr(tok_stats, "examples_kept" if key == "examples" else key)
         all_metrics.append(metrics)

@@ -198,6 +198,26 @@ def test_a_cached_model_that_was_cut_short_is_rebuilt(micro, tmp_path):
     assert not json.loads((again / "model_card.json").read_text())["train"]["stopped_by_time_limit"]
 
 
+def test_the_phrase_book_teaches_the_revision_words_but_never_the_revision_turn():
+    from agentr_lib.agent import REVISION_ACTION, parse_action
+    from agentr_lib.prompts import REVISION_SIGNALS
+    from agentr_lib.tiny import collect_demos, phrase_book
+
+    book = phrase_book(3)
+    assert len(book) == 3 * len(REVISION_SIGNALS)
+    said = [row["messages"][-1]["content"] for row in book]
+    assert all(any(reply.startswith(signal) for reply in said) for signal in REVISION_SIGNALS)
+    assert all(REVISION_ACTION in reply for reply in said)
+    for row in book:  # no task, no turn the agent would take in an episode
+        assert [m["role"] for m in row["messages"]] == ["user", "assistant"]
+        assert all("Thought:" not in m["content"] and parse_action(m["content"]) is None for m in row["messages"])
+    rows, stats = collect_demos(resolve_spec("micro", max_train_tasks=4, phrase_book_repeats=2), progress=False)
+    assert sum(row["env"] == "phrase_book" for row in rows) == 2 * len(REVISION_SIGNALS) == stats["phrase_book"]["episodes"]
+    assert resolve_spec("micro").phrase_book_repeats == 0 and resolve_spec("tiny").phrase_book_repeats > 0
+    rows, stats = collect_demos(resolve_spec("micro", max_train_tasks=4), progress=False)
+    assert not any(row["env"] == "phrase_book" for row in rows) and "phrase_book" not in stats
+
+
 def test_the_shipped_tiny_model_is_what_the_code_would_build():
     """The CPU default's model ships in git (a fresh clone spends its minutes on the loop, not
     on a 16-minute rebuild). It must be the build of today's spec: change the spec and this
