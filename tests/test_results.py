@@ -243,3 +243,15 @@ def test_tables_notebook_writes_results_json_and_intervals(run_dir, tmp_path):
     lo, hi = _run(summary, "agent_r", 3)["ci95"]  # success = score on TextCraft (0/1 rewards)
     assert f"50.00 [{lo:.1f}, {hi:.1f}]" in (figures / "table2.md").read_text()
     assert "[" in (figures / "table6.md").read_text() and "[" in (figures / "table3.md").read_text()
+
+
+def test_the_readme_results_block_is_generated_from_the_shipped_results_json():
+    """The README's results tables are figures/tiny/results.json's, not hand-edited copies."""
+    from agentr_lib.io import read_json
+    from agentr_lib.layout import ROOT
+    from agentr_lib.results import PAPER_RESULTS_PATH
+
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    block = readme[readme.index(README_BEGIN) + len(README_BEGIN):readme.index(README_END)]
+    expected = readme_tables(read_json(ROOT / "figures" / "tiny" / "results.json"), read_json(PAPER_RESULTS_PATH))
+    assert block.strip() == expected.strip(), "rerun: python -m agentr_lib.results figures/tiny/results.json --readme README.md"
