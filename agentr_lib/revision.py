@@ -360,7 +360,7 @@ class RevisionSettings:
     max_good_per_tree: int | None = None
     seed: int = 0
     judge_from: str = "divergence"
-    value_rule: str = "mean"
+    value_rule: str = default("revision.value_rule")
     drop_inconsistent: bool = False
 
     def __post_init__(self) -> None:
