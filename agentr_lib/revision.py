@@ -469,6 +469,13 @@ def observation_kind(observation: str, words: int = 3) -> str:
     return " ".join("N" if token.strip(".,:").isdigit() else token for token in observation.split()[:words])
 
 
+def revision_turn_index(messages: Sequence[dict]) -> int:
+    """The index of a spliced row's revision turn (the trained `Thought: <signal>` +
+    `Action: wait` reply `splice` inserts)."""
+    return next(i for i, m in enumerate(messages) if m["role"] == "assistant" and m["loss"]
+                and m["content"].endswith(f"Action: {REVISION_ACTION}"))
+
+
 def signal_contexts(rows: Any) -> list[dict]:
     """For every spliced row, what the model sees just before the revision signal: the kept
     bad step's action, the observation it got back and that observation's kind. A model can
@@ -479,8 +486,7 @@ def signal_contexts(rows: Any) -> list[dict]:
         if row["kind"] == "good":
             continue
         messages = row["messages"]
-        at = next(i for i, m in enumerate(messages) if m["role"] == "assistant" and m["loss"]
-                  and m["content"].endswith(f"Action: {REVISION_ACTION}"))
+        at = revision_turn_index(messages)
         contexts.append({"env": row["env"], "task_id": row["task_id"], "kind": row["kind"], "t_prime": row["t_prime"],
                          "action": parse_action(messages[at - 2]["content"]), "observation": messages[at - 1]["content"],
                          "observation_kind": observation_kind(messages[at - 1]["content"])})

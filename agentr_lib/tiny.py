@@ -98,7 +98,7 @@ class TinySpec:
     #: each phrase-book conversation (`phrase_book`) this many times in the mix: the language of the
     #: revision turn, outside any task, so that Agent-R's data has only *when* to revise to teach
     #: (without it the turn was 35-40 byte-level pieces the model had never seen: log-prob -154
-    #: nats after an iteration's SFT, emitted on 0 of 72 training prefixes; README, experiments)
+    #: nats after 3 SFT epochs at lr 1e-3, emitted on 0 of 72 training prefixes; README, experiments)
     phrase_book_repeats: int = 20
     #: BC passes; stage k uses distractor seeds [k*textcraft_seeds, (k+1)*textcraft_seeds) and
     #: starts from stage k-1's model with a fresh warmup + cosine schedule (= iterative SFT)

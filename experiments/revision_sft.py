@@ -7,7 +7,8 @@
 
 Prints one JSON line: success on the split, episodes whose model emitted the revision turn and
 how many of those succeeded, and how often the trained model emits the revision turn at the
-revision point of its own training rows ("emitted on training prefixes").
+revision point of its own training rows ("emitted on training prefixes"). Every setting not
+given on the command line is the `tiny` profile's (revision, SFT and evaluation sections).
 """
 
 from __future__ import annotations
@@ -17,30 +18,25 @@ import json
 import time
 from pathlib import Path
 
+from agentr_lib.agent import REVISION_ACTION
 from agentr_lib.envs import make_env
 from agentr_lib.evaluate import evaluate
 from agentr_lib.layout import model_path
 from agentr_lib.llm import load_policy
 from agentr_lib.mcts import load_trees
+from agentr_lib.profiles import alpha_for, load_profile
 from agentr_lib.results import has_revision_turn
-from agentr_lib.revision import RevisionSettings, build_dataset, counts
+from agentr_lib.revision import RevisionSettings, build_dataset, counts, revision_turn_index
 from agentr_lib.splits import load_split
 from agentr_lib.train import SFTConfig, train_sft
 
-REVISION_TURN_END = "Action: wait"
+PROFILE = load_profile("tiny")
 
 
 def revision_prefixes(dataset) -> list[list[dict]]:
     """Each revision row's conversation up to (not including) its revision turn."""
-    prefixes = []
-    for row in dataset:
-        if row["kind"] != "revision":
-            continue
-        messages = row["messages"]
-        at = next(i for i, m in enumerate(messages)
-                  if m["role"] == "assistant" and m["loss"] and m["content"].endswith(REVISION_TURN_END))
-        prefixes.append([{"role": m["role"], "content": m["content"]} for m in messages[:at]])
-    return prefixes
+    return [[{"role": m["role"], "content": m["content"]} for m in row["messages"][:revision_turn_index(row["messages"])]]
+            for row in dataset if row["kind"] == "revision"]
 
 
 def main() -> None:
@@ -50,9 +46,9 @@ def main() -> None:
     parser.add_argument("--model", help="evaluate this model as it is (tiny, or a folder); no SFT")
     parser.add_argument("--base", default="tiny", help="the model SFT starts from")
     parser.add_argument("--method", default="agent_r", choices=["agent_r", "direct_revision", "good_only"])
-    parser.add_argument("--epochs", type=float, default=2.0)
-    parser.add_argument("--lr", type=float, default=3e-4)
-    parser.add_argument("--alpha", type=float, default=0.5)
+    parser.add_argument("--epochs", type=float, default=PROFILE["sft"]["epochs"])
+    parser.add_argument("--lr", type=float, default=PROFILE["sft"]["learning_rate"])
+    parser.add_argument("--alpha", type=float, default=alpha_for(PROFILE, 1), help="default: iteration 1's")
     parser.add_argument("--split", default="val", choices=["val", "test"])
     parser.add_argument("--seed", type=int, default=1)
     args = parser.parse_args()
@@ -63,20 +59,24 @@ def main() -> None:
     if model is None:
         if not args.trees:
             parser.error("give --trees (SFT on their rows) or --model (evaluate a model as it is)")
-        settings = RevisionSettings(args.method, alpha=args.alpha, beta=0.2, verifier="value",
-                                    max_pairs_per_tree=4, seed=args.seed)
+        revision, sft = PROFILE["revision"], PROFILE["sft"]
+        settings = RevisionSettings(args.method, alpha=args.alpha, beta=revision["beta"], verifier="value",
+                                    max_pairs_per_tree=revision["max_pairs_per_tree"],
+                                    value_rule=revision["value_rule"], seed=args.seed)
         dataset = build_dataset(load_trees(args.trees), settings, replay_env_factory=make_env, progress=False)
-        config = SFTConfig(lora=False, num_epochs=args.epochs, learning_rate=args.lr, batch_size=8,
-                           max_seq_length=1536, seed=args.seed, progress=False)
+        config = SFTConfig(lora=False, num_epochs=args.epochs, learning_rate=args.lr, batch_size=sft["batch_size"],
+                           max_seq_length=sft["max_seq_length"], seed=args.seed, progress=False)
         metrics = train_sft(str(model_path(args.base)), dataset, out / "sft", config, backend="hf")
         model = str(out / "sft" / "merged")
         prefixes = revision_prefixes(dataset)
         if prefixes:
             replies = load_policy("hf", model).generate(prefixes, n=1, temperature=0.0, max_new_tokens=96)
-            record["emitted_on_training_prefixes"] = [sum(REVISION_TURN_END in r[0] for r in replies), len(prefixes)]
+            said = [f"Action: {REVISION_ACTION}" in r[0] for r in replies]
+            record["emitted_on_training_prefixes"] = [sum(said), len(prefixes)]
         record.update(rows=counts(dataset), sft_steps=metrics["steps"], sft_final_loss=metrics["final_loss"])
     metrics = evaluate(load_policy("auto", model), "textcraft", load_split("textcraft", args.split),
-                       out / f"eval-{args.split}", max_turns=10, max_new_tokens=96, progress=False)
+                       out / f"eval-{args.split}", max_turns=PROFILE["eval"]["max_turns"],
+                       max_new_tokens=PROFILE["eval"]["max_new_tokens"], progress=False)
     episodes = [json.loads(line) for line in open(out / f"eval-{args.split}" / "textcraft.jsonl")]
     revised = [e for e in episodes if has_revision_turn(e)]
     record.update(success=metrics["success"], goals=len(episodes), loops_1=metrics["loops"]["1"],
