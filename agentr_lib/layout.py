@@ -49,11 +49,16 @@ def figures_dir(profile_name: str) -> Path:
     return ROOT / "figures" / profile_name
 
 
+#: The embedded models a profile can name (`tiny.SIZES`; a test holds the two equal): named here
+#: so that checking a profile does not import the model builder.
+EMBEDDED_MODELS: tuple[str, ...] = ("tiny", "micro", "micro-fluent")
+
+
 def model_path(model: str, seed: int = 0) -> str:
-    """A model named by a profile or a parameters cell: `tiny` / `micro` are the embedded
-    model's cache folder (built by notebook 00 with the run's seed); anything else (a model
-    folder, a hub name) is returned as given."""
-    if model in ("tiny", "micro"):
+    """A model named by a profile or a parameters cell: an embedded model (`EMBEDDED_MODELS`) is
+    its cache folder (built by notebook 00 with the run's seed); anything else (a model folder,
+    a hub name) is returned as given."""
+    if model in EMBEDDED_MODELS:
         from .tiny import model_dir_for, resolve_spec
 
         return str(model_dir_for(resolve_spec(model, seed=seed)))

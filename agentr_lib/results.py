@@ -22,7 +22,7 @@ import pandas as pd
 from . import stats
 from .agent import REVISION_ACTION
 from .io import atomic_write_json, read_json, read_jsonl
-from .layout import RunLayout, variants
+from .layout import EMBEDDED_MODELS, RunLayout, variants
 
 LOOP_LENGTHS = (1, 2, 3, 4, 5)
 #: Scores and intervals are reported x100, rounded to this many decimals in results.json.
@@ -153,7 +153,7 @@ def collect_run(run_dir: str | Path) -> RunResults:
     setup = manifest.get("setup", {})
     data_modes = {env: mode for env, mode in setup.get("data_modes", {}).items() if env in config["envs"]}
     meta = {"profile": config["name"], "model": config["model"], "data_modes": data_modes,
-            "model_label": f"{config['model']} model" if config["model"] in ("tiny", "micro") else config["model"],
+            "model_label": f"{config['model']} model" if config["model"] in EMBEDDED_MODELS else config["model"],
             "run": run_dir.name, "envs": list(config["envs"])}
     # the backend that ran (the base evaluation's sampler), not the profile's `auto`
     sampler = run.eval_sampler(run.base)

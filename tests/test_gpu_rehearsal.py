@@ -1,5 +1,5 @@
 """The GPU profiles' path, rehearsed on the CPU (issue 17): the `gpu-rehearsal` profile --
-consumer-gpu's switches with the micro model and small counts -- run end to end by the
+consumer-gpu's switches with the micro-fluent model and small counts -- run end to end by the
 pipeline, then what each step wrote is checked: LoRA adapters saved by SFT and loaded by the
 samplers (vLLM `enable_lora` where vllm is installed, as in CI), the model verifier's verdicts
 parsed and counted, three environments in the datasets and the evaluations, the single-task
@@ -100,10 +100,12 @@ def test_every_step_ran_and_the_samplers_loaded_each_iterations_adapter(rehearsa
 def test_the_model_verifier_judged_steps_and_its_verdicts_are_counted(rehearsal):
     run_dir, _, _, _ = rehearsal
     run = RunLayout(run_dir)
+    parsed = {"Good": 0, "Bad": 0}
     for variant in ["agent_r", *SINGLE]:
         for iteration in (1, 2):
             workdir = run.iteration(variant, iteration)
             counted = read_json(run.revision_summary(workdir))["verifier_verdicts"]
+            parsed = {verdict: parsed[verdict] + counted[verdict] for verdict in parsed}
             assert counted["judged"] > 0, (variant, iteration)
             assert counted["Good"] + counted["Bad"] + counted["Uncertain"] + counted["unparsed"] == counted["judged"]
             assert counted["uncertain_fraction"] == pytest.approx(
@@ -117,6 +119,8 @@ def test_the_model_verifier_judged_steps_and_its_verdicts_are_counted(rehearsal)
                     assert judgment["judgment"] == (judgment_in(judgment["raw"]) or "Uncertain")
                 bad = [j["step"] for j in judgments if j["judgment"] == "Bad"]
                 assert row["t_prime"] == (bad[0] if bad else judgments[-1]["step"])  # no Bad: the last step
+    # micro-fluent writes judgment lines, so both verdicts are parsed somewhere (and t' = first Bad ran)
+    assert parsed["Good"] > 0 and parsed["Bad"] > 0, parsed
     # notebook 02 shows the verifier's prompt and a reply
     notebook = json.loads((run.iteration("agent_r", 1) / "02_revision_construction.ipynb").read_text())
     shown = "".join(str(output) for cell in notebook["cells"] for output in cell.get("outputs", []))
@@ -136,6 +140,10 @@ def test_three_environments_in_datasets_and_evaluations_and_one_model_per_env(re
         metrics = read_json(run.eval_metrics(workdir))
         assert sorted(set(metrics) - {"average"}) == sorted(envs), workdir
         assert all(metrics[env]["n"] == profile["eval"]["tasks_per_env"] for env in envs)
+    # micro-fluent's replies step every environment past its reset (parsed actions, env observations)
+    for env in ENVS:
+        records = read_jsonl(run.eval(run.base) / f"{env}.jsonl")
+        assert any(step["action"] is not None for record in records for step in record["steps"]), env
     # the 40-turn limit is reached (the micro model never finishes) and never passed
     turns = [record["num_turns"] for env in ENVS for record in read_jsonl(run.eval(run.base) / f"{env}.jsonl")]
     assert max(turns) == profile["eval"]["max_turns"] == 40

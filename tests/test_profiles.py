@@ -101,4 +101,4 @@ def test_gpu_rehearsal_keeps_every_switch_of_consumer_gpu():
     assert rehearsal["sft"]["lora"] and (rehearsal["sft"]["lora_r"], rehearsal["sft"]["lora_alpha"]) == (16, 32)
     assert rehearsal["revision"]["verifier"] == "model" and rehearsal["eval"]["max_turns"] == 40
     assert rehearsal["envs"] == ["textcraft", "sciworld", "webshop"] and rehearsal["single_task"]
-    assert rehearsal["model"] == "micro" and rehearsal["iterations"] >= 2
+    assert rehearsal["model"] == "micro-fluent" and rehearsal["iterations"] >= 2

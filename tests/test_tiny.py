@@ -239,3 +239,46 @@ def test_the_shipped_tiny_model_is_what_the_code_would_build():
     assert {"config.json", "model.safetensors", "tokenizer.json", "model_card.json"} <= {
         Path(name).name for name in tracked}
     assert not any("/eval/" in name for name in tracked), "its scoring episodes stay local"
+
+
+def test_the_judge_book_answers_the_verifier_prompt_good_for_the_expert_and_bad_for_no_action():
+    """micro-fluent's judgment lines (issue 17: the rehearsal's verdicts were all unparsed)."""
+    from agentr_lib.agent import NO_ACTION_OBSERVATION, expert_trajectory
+    from agentr_lib.envs import make_env
+    from agentr_lib.prompts import VERIFIER_SYSTEM, judgment_in
+    from agentr_lib.tiny import judge_book
+
+    env = make_env("textcraft")
+    try:
+        task_id = env.task_ids("train")[0]
+        steps = expert_trajectory(env, task_id).steps
+        rows = judge_book(env, task_id, repeats=2, steps=2)
+    finally:
+        env.close()
+    assert len(rows) == 2 * 2 * min(2, len(steps))  # (Good, Bad) x steps x repeats
+    for row in rows:
+        prompt, reply = row["messages"]
+        assert prompt["content"].startswith(VERIFIER_SYSTEM) and not prompt["loss"] and reply["loss"]
+        judged = prompt["content"].split("## Step to judge")[1]
+        expected = "Bad" if NO_ACTION_OBSERVATION in judged else "Good"
+        assert judgment_in(reply["content"]) == expected
+    assert {judgment_in(row["messages"][1]["content"]) for row in rows} == {"Good", "Bad"}
+    assert steps[0].action in rows[0]["messages"][0]["content"].split("## Step to judge")[1]
+
+
+def test_micro_fluent_demonstrations_reply_with_the_action_line_alone_and_carry_the_judge_book():
+    from agentr_lib.agent import opening_messages, parse_action
+    from agentr_lib.layout import EMBEDDED_MODELS
+    from agentr_lib.tiny import SIZES, collect_demos
+
+    assert EMBEDDED_MODELS == tuple(SIZES)
+    spec = resolve_spec("micro-fluent", max_train_tasks=1, envs=("textcraft",), textcraft_seeds=1)
+    rows, stats = collect_demos(spec, progress=False)
+    demos = [row for row in rows if row["env"] == "textcraft"]
+    opening = len(opening_messages("instruction", "observation"))  # the instruction's "Ok." comes first
+    replies = [m["content"] for row in demos for m in row["messages"][opening:] if m["role"] == "assistant"]
+    assert replies and all(reply.startswith("Action: ") and "Thought" not in reply for reply in replies)
+    assert all(parse_action(reply) == reply.removeprefix("Action: ") for reply in replies)
+    assert stats["judge_book"]["episodes"] == sum(row["env"] == "judge_book" for row in rows) > 0
+    # tiny keeps the expert's thoughts and judges nothing
+    assert resolve_spec("tiny").thoughts and resolve_spec("tiny").judge_book_repeats == 0

@@ -21,6 +21,8 @@ from typing import Any, Callable
 
 import yaml
 
+from ..layout import EMBEDDED_MODELS
+
 PROFILES_DIR = Path(__file__).resolve().parent
 
 #: The methods a run can train (Figure 3's lines).
@@ -32,12 +34,13 @@ METHODS: tuple[str, ...] = ("agent_r", "direct_revision", "good_only")
 #: profile's path: its backends, LoRA settings, verifier, environments and turn limits.
 REHEARSAL_CHANGES: dict[str, str] = {
     "description": "the profile's own", "hardware": "the profile's own", "expected_minutes": "the profile's own",
-    "model": "the micro model (built in seconds) instead of an 8B model",
+    "model": "micro-fluent (micro's 23k parameters, built in about a minute, taught to write the actions and "
+             "judgment lines the path parses) instead of an 8B model",
     "sft.backend": "auto (hf on a CPU): Unsloth needs a CUDA GPU",
     "single_task": "the paper profile's single-task models (Table 6), rehearsed too",
     "iterations": "two: enough for an iteration to sample with the previous one's adapter",
     "methods": "Agent-R alone: Direct-Revision judges no step and differs only in its splice (the smoke profile runs it)",
-    "revision.alpha": "-1: the micro model never succeeds, so every leaf counts as good (one per iteration)",
+    "revision.alpha": "-1: the micro model (almost) never succeeds, so every leaf counts as good (one per iteration)",
     "revision.beta": "0: with every reward 0 a bad leaf must tie its good one",
     "mcts.tasks_per_env": "size", "mcts.simulations": "size", "mcts.n_gen": "size", "mcts.max_depth": "size",
     "mcts.batch_trees": "size", "mcts.max_new_tokens": "size", "revision.max_pairs_per_tree": "size",
@@ -133,8 +136,8 @@ def _model(v: Any) -> str | None:
     if not (isinstance(v, str) and v.strip()):
         return "a model name or path"
     looks_local = v.startswith((".", "/", "~")) or v.count("/") > 1  # a hub name is "org/name"
-    if v not in ("tiny", "micro") and looks_local and not Path(v).expanduser().exists():
-        return "tiny, micro, a hub name (org/name) or an existing local model folder"
+    if v not in EMBEDDED_MODELS and looks_local and not Path(v).expanduser().exists():
+        return f"{', '.join(EMBEDDED_MODELS)}, a hub name (org/name) or an existing local model folder"
     return None
 
 
@@ -179,7 +182,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("hardware", "", _text, "the machine it is meant for"),
     Setting("expected_minutes", None, _optional(_number(0, open_low=True)),
             "the expected wall time of the whole pipeline (the progress estimate starts from it)"),
-    Setting("model", "tiny", _model, "the base model: tiny or micro (embedded, built offline), a model folder or a hub name",
+    Setting("model", "tiny", _model, "the base model: tiny, micro or micro-fluent (embedded, built offline), a model folder or a hub name",
             "00"),
     Setting("backend", "hf", _backend, "policy backend for search, the model verifier and evaluation", "01 02 04"),
     Setting("envs", ["textcraft"], _names(_env_names), "the environments a run searches, trains and evaluates on"),
