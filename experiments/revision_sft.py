@@ -4,6 +4,8 @@
     python experiments/search.py runs/exp/s128x6 --tasks 128 --simulations 6
     python experiments/revision_sft.py runs/exp/agent_r --trees runs/exp/s128x6/trees --epochs 2
     python experiments/revision_sft.py runs/exp/base --model tiny        # the base model alone
+    python experiments/expert_demos.py runs/exp/demos.jsonl               # the tiny model's own BC data
+    python experiments/revision_sft.py runs/exp/replay --trees ... --general runs/exp/demos.jsonl --eta 0.2
 
 Prints one JSON line: success on the split, episodes whose model emitted the revision turn and
 how many of those succeeded, and how often the trained model emits the revision turn at the
@@ -19,6 +21,7 @@ import time
 from pathlib import Path
 
 from agentr_lib.agent import REVISION_ACTION
+from agentr_lib.data import mix_general
 from agentr_lib.envs import make_env
 from agentr_lib.evaluate import evaluate
 from agentr_lib.layout import model_path
@@ -49,6 +52,8 @@ def main() -> None:
     parser.add_argument("--epochs", type=float, default=PROFILE["sft"]["epochs"])
     parser.add_argument("--lr", type=float, default=PROFILE["sft"]["learning_rate"])
     parser.add_argument("--alpha", type=float, default=alpha_for(PROFILE, 1), help="default: iteration 1's")
+    parser.add_argument("--general", help="a chat file mixed into the SFT rows (data.mix_general), e.g. expert demos")
+    parser.add_argument("--eta", type=float, default=PROFILE["sft"]["eta"], help="its share of the mix")
     parser.add_argument("--split", default="val", choices=["val", "test"])
     parser.add_argument("--seed", type=int, default=1)
     args = parser.parse_args()
@@ -64,16 +69,20 @@ def main() -> None:
                                     max_pairs_per_tree=revision["max_pairs_per_tree"],
                                     value_rule=revision["value_rule"], seed=args.seed)
         dataset = build_dataset(load_trees(args.trees), settings, replay_env_factory=make_env, progress=False)
+        rows = counts(dataset)
+        if args.general:
+            dataset = mix_general(dataset, args.general, eta=args.eta, seed=args.seed)
+            rows.append({"general": sum(source == "general" for source in dataset["source"])})
         config = SFTConfig(lora=False, num_epochs=args.epochs, learning_rate=args.lr, batch_size=sft["batch_size"],
                            max_seq_length=sft["max_seq_length"], seed=args.seed, progress=False)
         metrics = train_sft(str(model_path(args.base)), dataset, out / "sft", config, backend="hf")
         model = str(out / "sft" / "merged")
-        prefixes = revision_prefixes(dataset)
+        prefixes = revision_prefixes(dataset) if not args.general else []
         if prefixes:
             replies = load_policy("hf", model).generate(prefixes, n=1, temperature=0.0, max_new_tokens=96)
             said = [f"Action: {REVISION_ACTION}" in r[0] for r in replies]
             record["emitted_on_training_prefixes"] = [sum(said), len(prefixes)]
-        record.update(rows=counts(dataset), sft_steps=metrics["steps"], sft_final_loss=metrics["final_loss"])
+        record.update(rows=rows, sft_steps=metrics["steps"], sft_final_loss=metrics["final_loss"])
     metrics = evaluate(load_policy("auto", model), "textcraft", load_split("textcraft", args.split),
                        out / f"eval-{args.split}", max_turns=PROFILE["eval"]["max_turns"],
                        max_new_tokens=PROFILE["eval"]["max_new_tokens"], progress=False)
