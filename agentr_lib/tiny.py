@@ -105,7 +105,7 @@ class TinySpec:
     #: expert's step, "Bad" for a reply with no action. For the micro-fluent model, whose judgments
     #: the GPU rehearsal parses; tiny judges nothing (the CPU default's verifier is the value one)
     judge_book_repeats: int = 0
-    #: False: demonstrations reply with the `Action:` line alone (micro-fluent: its 16-token
+    #: False: demonstrations reply with the `Action:` line alone (micro-fluent: the rehearsal's 12-token
     #: replies must reach it); the expert's thought restates a recipe tree of ~100 tokens
     thoughts: bool = True
     #: BC passes; stage k uses distractor seeds [k*textcraft_seeds, (k+1)*textcraft_seeds) and
