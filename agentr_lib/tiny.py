@@ -294,22 +294,23 @@ def phrase_book(repeats: int) -> list[dict]:
     return rows
 
 
-#: The judge-book replies: a reason, then the judgment line `prompts.judgment_in` parses.
+#: The judge-book replies: the judgment line alone (`prompts.judgment_in` parses it; a reason
+#: first cost the micro model the line: unparsed at 24 new tokens).
 JUDGE_BOOK_REPLIES: dict[str, str] = {"Good": "Judgment: Good", "Bad": "Judgment: Bad"}
 
 
 def judge_book(env: Any, task_id: int, repeats: int, steps: int = 3, history: int = 2) -> list[dict]:
     """Verifier conversations (`prompts.verifier_messages`, the model verifier's prompt) over
-    the expert's episode on `task_id`: each expert step judged Good, and a reply with no action
-    in its place judged Bad, over the first `steps` steps. Why: a micro model never writes a judgment line of its own, so the
-    GPU rehearsal's verdicts were all unparsed and Good/Bad parsing never ran; an instruct
-    model can already answer this prompt. At most `history` earlier steps are shown (the
-    micro model's context is 2,048 tokens of a 320-token vocabulary)."""
+    the expert's episode on `task_id`, over its first `steps` steps: each expert step judged
+    Good, and a reply with no action in its place judged Bad. Why: a micro model never writes
+    a judgment line of its own, so the GPU rehearsal's verdicts were all unparsed and Good/Bad
+    parsing never ran; an instruct model can already answer this prompt. At most `history`
+    earlier steps are shown (the micro model's context is 2,048 tokens of a 320-token vocabulary)."""
     trajectory = expert_trajectory(env, task_id)
+    invalid = Turn("", None, NO_ACTION_OBSERVATION, 0.0, False)
     rows = []
     for index, step in enumerate(trajectory.steps[:steps]):
         shown = trajectory.steps[max(0, index - history):index]
-        invalid = Turn("", None, NO_ACTION_OBSERVATION, 0.0, False)
         for verdict, judged in (("Good", step), ("Bad", invalid)):
             prompt = verifier_messages(env.instruction, trajectory.first_observation, shown, judged,
                                        omitted=index - len(shown))

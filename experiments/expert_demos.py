@@ -22,8 +22,9 @@ def main() -> None:
     parser.add_argument("--stage", type=int, default=0, help="whose distractor seeds (0: seeds 0-25)")
     args = parser.parse_args()
     rows, stats = collect_demos(resolve_spec("tiny"), progress=False, stage=args.stage)
+    demos = [row for row in rows if row["env"] == "textcraft"]  # not the phrase book
     write_jsonl(args.out, [{"messages": [{"role": m["role"], "content": m["content"]} for m in row["messages"]]}
-                                  for row in rows if row["env"] == "textcraft"])
+                           for row in demos])
     print(stats)
 
 

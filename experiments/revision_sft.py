@@ -69,7 +69,7 @@ def main() -> None:
                                     max_pairs_per_tree=revision["max_pairs_per_tree"],
                                     value_rule=revision["value_rule"], seed=args.seed)
         dataset = build_dataset(load_trees(args.trees), settings, replay_env_factory=make_env, progress=False)
-        rows = counts(dataset)
+        rows, prefixes = counts(dataset), revision_prefixes(dataset)
         if args.general:
             dataset = mix_general(dataset, args.general, eta=args.eta, seed=args.seed)
             rows.append({"general": sum(source == "general" for source in dataset["source"])})
@@ -77,7 +77,6 @@ def main() -> None:
                            max_seq_length=sft["max_seq_length"], seed=args.seed, progress=False)
         metrics = train_sft(str(model_path(args.base)), dataset, out / "sft", config, backend="hf")
         model = str(out / "sft" / "merged")
-        prefixes = revision_prefixes(dataset) if not args.general else []
         if prefixes:
             replies = load_policy("hf", model).generate(prefixes, n=1, temperature=0.0, max_new_tokens=96)
             said = [f"Action: {REVISION_ACTION}" in r[0] for r in replies]

@@ -34,7 +34,7 @@ METHODS: tuple[str, ...] = ("agent_r", "direct_revision", "good_only")
 #: profile's path: its backends, LoRA settings, verifier, environments and turn limits.
 REHEARSAL_CHANGES: dict[str, str] = {
     "description": "the profile's own", "hardware": "the profile's own", "expected_minutes": "the profile's own",
-    "model": "micro-fluent (micro's 23k parameters, built in about a minute, taught to write the actions and "
+    "model": "micro-fluent (micro's 23k parameters, built in ~2 min, taught to write the actions and "
              "judgment lines the path parses) instead of an 8B model",
     "sft.backend": "auto (hf on a CPU): Unsloth needs a CUDA GPU",
     "single_task": "the paper profile's single-task models (Table 6), rehearsed too",
