@@ -12,11 +12,11 @@ Files written under `out_dir` (one folder per model/run):
 from __future__ import annotations
 
 import random
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from .agent import Trajectory, run_episodes
+from .agent import EnvSource, Trajectory, run_episodes
 from .envs import make_env
 from .envs.base import Env
 from .io import append_jsonl, atomic_write_json, fingerprint, read_json, read_jsonl
@@ -113,9 +113,9 @@ def load_metrics(out_dir: str | Path, kind: str = "metrics") -> dict[str, Any]:
 # --------------------------------------------------------------------------------------
 
 
-def _factory(env_name: str, env_factory: Callable[[], Env] | None, env_kwargs: Mapping[str, Any] | None) -> Callable[[], Env]:
-    if env_factory is not None:
-        return env_factory
+def _env_source(env_name: str, envs: EnvSource | None, env_kwargs: Mapping[str, Any] | None) -> EnvSource:
+    if envs is not None:
+        return envs
     return lambda: make_env(env_name, **dict(env_kwargs or {}))
 
 
@@ -139,7 +139,7 @@ def _run_logged(
     temperature: float,
     max_new_tokens: int,
     max_concurrency: int | None,
-    env_factory: Callable[[], Env] | None,
+    envs: EnvSource | None,
     env_kwargs: Mapping[str, Any] | None,
     progress: bool,
     seed: int = 0,
@@ -155,7 +155,7 @@ def _run_logged(
             done[record["key"]] = record
 
         run_episodes(
-            policy, _factory(env_name, env_factory, env_kwargs), [task for _, task, _ in todo], max_turns,
+            policy, _env_source(env_name, envs, env_kwargs), [task for _, task, _ in todo], max_turns,
             temperature=temperature, max_new_tokens=max_new_tokens,
             prefixes=[prefix for _, _, prefix in todo] if any(p is not None for _, _, p in todo) else None,
             max_concurrency=max_concurrency or DEFAULT_CONCURRENCY.get(env_name, 16),
@@ -173,7 +173,7 @@ def evaluate(
     temperature: float = 0.0,
     max_new_tokens: int = 128,
     max_concurrency: int | None = None,
-    env_factory: Callable[[], Env] | None = None,
+    envs: EnvSource | None = None,
     env_kwargs: Mapping[str, Any] | None = None,
     progress: bool = True,
     seed: int = 0,
@@ -181,14 +181,16 @@ def evaluate(
     """Evaluate `policy` on `task_ids` of `env_name` (greedy by default); writes
     `<env>.jsonl`, `<env>.metrics.json`, refreshes `metrics.json`; returns the env's metrics.
     A rerun with the same out_dir resumes (finished task ids are not run again) only when it
-    evaluates the same model (`policy.model_id`, a content hash) with the same settings."""
+    evaluates the same model (`policy.model_id`, a content hash) with the same settings.
+    `envs`: a factory `() -> Env` or a list of envs to reuse (left open), as `run_episodes`
+    takes them; default: `make_env(env_name, **env_kwargs)`, at most `max_concurrency` of them."""
     out_dir = Path(out_dir)
     config = {"env": env_name, "max_turns": max_turns, "temperature": temperature, "max_new_tokens": max_new_tokens,
               "model": getattr(policy, "model_id", None), "seed": seed}
     _check_config(out_dir / f"{env_name}.config.json", config)
     items = [(str(task_id), int(task_id), None) for task_id in task_ids]
     records = _run_logged(policy, env_name, items, out_dir / f"{env_name}.jsonl", max_turns, temperature,
-                          max_new_tokens, max_concurrency, env_factory, env_kwargs, progress, seed=seed)
+                          max_new_tokens, max_concurrency, envs, env_kwargs, progress, seed=seed)
     metrics = {"env": env_name, **metrics_from_records(records), **{k: v for k, v in config.items() if k != "env"}}
     atomic_write_json(out_dir / f"{env_name}.metrics.json", metrics)
     atomic_write_json(out_dir / "metrics.json", load_metrics(out_dir))
@@ -219,7 +221,7 @@ def make_error_prefixes(
     max_prefix_turns: int | None = None,
     max_new_tokens: int = 128,
     max_concurrency: int | None = None,
-    env_factory: Callable[[], Env] | None = None,
+    envs: EnvSource | None = None,
     env_kwargs: Mapping[str, Any] | None = None,
     progress: bool = True,
 ) -> dict[str, Any]:
@@ -248,7 +250,7 @@ def make_error_prefixes(
         if not remaining:
             break
         trajectories = run_episodes(
-            policy, _factory(env_name, env_factory, env_kwargs), remaining, max_turns, temperature=temperature,
+            policy, _env_source(env_name, envs, env_kwargs), remaining, max_turns, temperature=temperature,
             max_new_tokens=max_new_tokens, max_concurrency=max_concurrency or DEFAULT_CONCURRENCY.get(env_name, 16),
             progress=f"{env_name} error prefixes ({attempt + 1}/{attempts})" if progress else False,
             seed=derive_seed(seed, "error-prefixes", attempt),
@@ -283,7 +285,7 @@ def evaluate_revision(
     temperature: float = 0.0,
     max_new_tokens: int = 128,
     max_concurrency: int | None = None,
-    env_factory: Callable[[], Env] | None = None,
+    envs: EnvSource | None = None,
     env_kwargs: Mapping[str, Any] | None = None,
     progress: bool = True,
 ) -> dict[str, Any]:
@@ -301,7 +303,7 @@ def evaluate_revision(
     _check_config(out_dir / f"{env_name}.revision.config.json", config)
     items = [(p["key"], int(p["task_id"]), p["responses"]) for p in data["prefixes"]]
     records = _run_logged(policy, env_name, items, out_dir / f"{env_name}.revision.jsonl", max_turns, temperature,
-                          max_new_tokens, max_concurrency, env_factory, env_kwargs, progress, seed=data.get("seed") or 0)
+                          max_new_tokens, max_concurrency, envs, env_kwargs, progress, seed=data.get("seed") or 0)
     metrics = {"env": env_name, **metrics_from_records(records), "max_turns": max_turns, "temperature": temperature,
                "prefix_source_reward": round(100 * _mean([p["source_reward"] for p in data["prefixes"]]), 4),
                "n_tasks_without_failure": len(data.get("no_failure", []))}
@@ -350,19 +352,26 @@ def evaluate_suite(
         tasks = select_tasks(env_name, split, per_env(tasks_per_env, env_name), seed)
         kwargs = dict((env_kwargs or {}).get(env_name, {}))
         turns = int(per_env(max_turns, env_name))
-        evaluate(policy, env_name, tasks, out_dir, turns, temperature=temperature, max_new_tokens=max_new_tokens,
-                 max_concurrency=max_concurrency, env_kwargs=kwargs, progress=progress, seed=seed)
-        if prefixes_dir:
-            path = error_prefix_path(prefixes_dir, env_name)
-            if make_prefixes:
-                make_error_prefixes(policy, env_name, tasks, path, seed=seed, max_turns=turns,
-                                    temperature=prefix_temperature, max_new_tokens=max_new_tokens,
-                                    max_concurrency=max_concurrency, env_kwargs=kwargs, progress=progress)
-            if not path.exists():
-                raise FileNotFoundError(f"{path}: no erroneous prefixes for {env_name!r}; run the base model's "
-                                        "evaluation with make_prefixes=True first")
-            evaluate_revision(policy, env_name, path, out_dir, max_turns=turns, temperature=temperature,
-                              max_new_tokens=max_new_tokens, max_concurrency=max_concurrency, env_kwargs=kwargs,
-                              progress=progress)
+        # one set of envs for the evaluation, the prefixes and the revision protocol: a
+        # ScienceWorld env is a JVM that takes ~3 s to start
+        concurrency = max_concurrency or DEFAULT_CONCURRENCY.get(env_name, 16)
+        envs = [make_env(env_name, **kwargs) for _ in range(max(1, min(concurrency, len(tasks))))]
+        try:
+            evaluate(policy, env_name, tasks, out_dir, turns, temperature=temperature, max_new_tokens=max_new_tokens,
+                     envs=envs, progress=progress, seed=seed)
+            if prefixes_dir:
+                path = error_prefix_path(prefixes_dir, env_name)
+                if make_prefixes:
+                    make_error_prefixes(policy, env_name, tasks, path, seed=seed, max_turns=turns,
+                                        temperature=prefix_temperature, max_new_tokens=max_new_tokens,
+                                        envs=envs, progress=progress)
+                if not path.exists():
+                    raise FileNotFoundError(f"{path}: no erroneous prefixes for {env_name!r}; run the base model's "
+                                            "evaluation with make_prefixes=True first")
+                evaluate_revision(policy, env_name, path, out_dir, max_turns=turns, temperature=temperature,
+                                  max_new_tokens=max_new_tokens, envs=envs, progress=progress)
+        finally:
+            for env in envs:
+                env.close()
     return {"metrics": load_metrics(out_dir),
             "revision": load_metrics(out_dir, kind="revision.metrics") if prefixes_dir else None}

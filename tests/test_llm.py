@@ -260,7 +260,7 @@ def test_hf_policy_drives_batched_episodes_on_textcraft(policy, tmp_path):
     env = make_env("textcraft")
     tasks = env.task_ids("test")[:3]
     metrics = evaluate(policy, "textcraft", tasks, tmp_path, max_turns=2, max_new_tokens=8,
-                       env_factory=lambda: make_env("textcraft"), progress=False)
+                       envs=lambda: make_env("textcraft"), progress=False)
     assert metrics["n"] == 3 and metrics["mean_turns"] <= 2
     assert policy.calls - calls <= 2  # lockstep: one generate call per turn for all three tasks
 

@@ -218,26 +218,30 @@ def test_the_phrase_book_teaches_the_revision_words_but_never_the_revision_turn(
     assert not any(row["env"] == "phrase_book" for row in rows) and "phrase_book" not in stats
 
 
-def test_the_shipped_tiny_model_is_what_the_code_would_build():
-    """The CPU default's model ships in git (a fresh clone spends its minutes on the loop, not
-    on a 16-minute rebuild). It must be the build of today's spec: change the spec and this
-    fails until `python -m agentr_lib.tiny build --force` is rerun and its folder committed."""
+def test_the_shipped_models_are_what_the_code_would_build():
+    """The CPU default's model and the rehearsal's ship in git (a fresh clone spends its minutes
+    on the loop, CI on the tests, not on rebuilds). Each must be the build of today's spec:
+    change a spec and this fails until `python -m agentr_lib.tiny build --size <size> --force` is
+    rerun and its folder committed."""
     import subprocess
     from dataclasses import asdict
 
+    from agentr_lib.layout import SHIPPED_MODELS
     from agentr_lib.tiny import MODELS_DIR, ROOT, model_dir_for
 
     tracked = subprocess.run(["git", "ls-files", str(MODELS_DIR.relative_to(ROOT))], cwd=ROOT,
                              capture_output=True, text=True, check=True).stdout.split()
     folders = sorted({Path(name).parts[2] for name in tracked})
-    expected = model_dir_for(resolve_spec("tiny"))
-    assert folders == [expected.name], f"shipped {folders}, the code builds {expected.name}"
-    card = json.loads((expected / "model_card.json").read_text())
-    assert card["spec"] == json.loads(json.dumps(asdict(resolve_spec("tiny"))))
-    assert card["test_scores"]["textcraft"]["tasks"] == 100, "shipped with its measured quality"
-    assert not card["train"]["stopped_by_time_limit"]
-    assert {"config.json", "model.safetensors", "tokenizer.json", "model_card.json"} <= {
-        Path(name).name for name in tracked}
+    expected = {size: model_dir_for(resolve_spec(size)) for size in SHIPPED_MODELS}
+    assert folders == sorted(path.name for path in expected.values()), f"shipped {folders}, the code builds {expected}"
+    for size, folder in expected.items():
+        card = json.loads((folder / "model_card.json").read_text())
+        assert card["spec"] == json.loads(json.dumps(asdict(resolve_spec(size)))), size
+        assert not card["train"]["stopped_by_time_limit"], size
+        assert {"config.json", "model.safetensors", "tokenizer.json", "model_card.json"} <= {
+            Path(name).name for name in tracked if Path(name).parts[2] == folder.name}, size
+    tiny_card = json.loads((expected["tiny"] / "model_card.json").read_text())
+    assert tiny_card["test_scores"]["textcraft"]["tasks"] == 100, "shipped with its measured quality"
     assert not any("/eval/" in name for name in tracked), "its scoring episodes stay local"
 
 
