@@ -24,7 +24,6 @@ Usage (notebook 02):
 from __future__ import annotations
 
 import json
-import math
 import random
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -558,6 +557,6 @@ def counts(ds: Any) -> list[dict]:
         entry = by_env[env]
         spliced = entry["revision"] + entry["direct"]
         total = entry.pop("t_prime_sum")
-        entry["mean_t_prime"] = total / spliced if spliced else math.nan
+        entry["mean_t_prime"] = total / spliced if spliced else None  # None, not NaN: JSON has no NaN
         result.append(entry)
     return result

@@ -4,7 +4,6 @@ splices and their loss flags, the replay check, datasets."""
 from __future__ import annotations
 
 import json
-import math
 import random
 import re
 
@@ -239,7 +238,7 @@ def test_dataset_rows_methods_and_counts(tmp_path):
 
     only_good = build_dataset([tree], RevisionSettings("good_only", alpha=1.0, beta=0.2), progress=False)
     assert only_good["kind"] == ["good"] and only_good["good_score"] == [1.0]
-    assert counts(only_good)[0]["revision"] == 0 and math.isnan(counts(only_good)[0]["mean_t_prime"])
+    assert counts(only_good)[0]["revision"] == 0 and counts(only_good)[0]["mean_t_prime"] is None
     assert set(counts(only_good)[0]) == set(counts(agent_r)[0])
     one_good = build_dataset([tree], RevisionSettings("good_only", alpha=0.5, beta=0.2, max_good_per_tree=1), progress=False)
     assert len(one_good) == 1
