@@ -437,7 +437,9 @@ def build_tiny_model(out_dir: str | Path | None = None, size: str = "tiny", seed
     """Build (or load from cache) the tiny model; returns the folder holding config,
     weights, tokenizer and model_card.json (loadable with AutoModelForCausalLM/AutoTokenizer).
 
-    Deterministic for a seed: fixed data order, fixed step count, whatever the machine's load.
+    Deterministic for a seed on one machine: fixed data order, fixed step count, whatever the
+    machine's load. Not across CPUs: their kernels round differently and the 1,306 steps amplify
+    it (v5 rebuilt elsewhere: the same loss curve to step 20, then other weights; README).
     `minutes` (opt-in) caps each stage: a build it stops raises BuildCutShort and caches
     nothing. The model is built in a temp folder beside `out` and renamed into place, so an
     interrupted build never looks cached; a cached card that says it was cut short (made by
