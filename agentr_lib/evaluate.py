@@ -113,6 +113,10 @@ def load_metrics(out_dir: str | Path, kind: str = "metrics") -> dict[str, Any]:
 # --------------------------------------------------------------------------------------
 
 
+def _concurrency(env_name: str, max_concurrency: int | None) -> int:
+    return max_concurrency or DEFAULT_CONCURRENCY.get(env_name, 16)
+
+
 def _env_source(env_name: str, envs: EnvSource | None, env_kwargs: Mapping[str, Any] | None) -> EnvSource:
     if envs is not None:
         return envs
@@ -158,7 +162,7 @@ def _run_logged(
             policy, _env_source(env_name, envs, env_kwargs), [task for _, task, _ in todo], max_turns,
             temperature=temperature, max_new_tokens=max_new_tokens,
             prefixes=[prefix for _, _, prefix in todo] if any(p is not None for _, _, p in todo) else None,
-            max_concurrency=max_concurrency or DEFAULT_CONCURRENCY.get(env_name, 16),
+            max_concurrency=_concurrency(env_name, max_concurrency),
             on_finish=on_finish, progress=f"{env_name}" if progress else False, seed=seed,
         )
     return [done[key] for key, _, _ in items]
@@ -251,7 +255,7 @@ def make_error_prefixes(
             break
         trajectories = run_episodes(
             policy, _env_source(env_name, envs, env_kwargs), remaining, max_turns, temperature=temperature,
-            max_new_tokens=max_new_tokens, max_concurrency=max_concurrency or DEFAULT_CONCURRENCY.get(env_name, 16),
+            max_new_tokens=max_new_tokens, max_concurrency=_concurrency(env_name, max_concurrency),
             progress=f"{env_name} error prefixes ({attempt + 1}/{attempts})" if progress else False,
             seed=derive_seed(seed, "error-prefixes", attempt),
         )
@@ -354,8 +358,7 @@ def evaluate_suite(
         turns = int(per_env(max_turns, env_name))
         # one set of envs for the evaluation, the prefixes and the revision protocol: a
         # ScienceWorld env is a JVM that takes ~3 s to start
-        concurrency = max_concurrency or DEFAULT_CONCURRENCY.get(env_name, 16)
-        envs = [make_env(env_name, **kwargs) for _ in range(max(1, min(concurrency, len(tasks))))]
+        envs = [make_env(env_name, **kwargs) for _ in range(max(1, min(_concurrency(env_name, max_concurrency), len(tasks))))]
         try:
             evaluate(policy, env_name, tasks, out_dir, turns, temperature=temperature, max_new_tokens=max_new_tokens,
                      envs=envs, progress=progress, seed=seed)
