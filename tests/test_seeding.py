@@ -92,3 +92,20 @@ def test_sampled_episodes_are_seeded_per_episode(micro_path):
     alone = run_episodes(policy, lambda: make_env("textcraft"), tasks[2:], max_turns=2, temperature=1.0,
                          max_new_tokens=12, progress=False, seed=3)
     assert [s.response for s in alone[0].steps] == [s.response for s in together[2].steps]
+
+
+def test_scripted_policy_keeps_the_seeded_contract():
+    """A test double that broke the contract would let a batching bug pass the MCTS tests."""
+    from agentr_lib.llm.scripted import ScriptedPolicy
+
+    def coin(conversation, rng):
+        return f"{conversation[-1]['content']}:{rng.random():.6f}"
+
+    first, second = [{"role": "user", "content": "a"}], [{"role": "user", "content": "b"}]
+    alone = ScriptedPolicy(coin).generate([first], n=3, temperature=1.0, seeds=[7])[0]
+    batched = ScriptedPolicy(coin).generate([second, first], n=3, temperature=1.0, seeds=[8, 7])[1]
+    assert alone == batched and len(set(alone)) == 3
+    shared = ScriptedPolicy(coin).generate([second, first], n=3, temperature=1.0)[1]
+    assert shared != alone  # without seeds: one generator, so batch-mates move it
+    with pytest.raises(ValueError, match="seeds has 1 entries for 2 conversations"):
+        ScriptedPolicy(coin).generate([first, second], seeds=[1])

@@ -13,7 +13,10 @@ ResponseFn = Callable[[list[Message], random.Random], str]
 
 class ScriptedPolicy:
     """Calls `respond(conversation, rng)` once per requested sample; `rng` is seeded, so a
-    stochastic script is reproducible. Counts calls so tests can check batching."""
+    stochastic script is reproducible. With `seeds`, conversation i draws from its own
+    `Random(seeds[i])`, so its replies do not depend on the batch it ran in (the `Policy`
+    contract the model backends keep); without, all share one generator. Counts calls so
+    tests can check batching."""
 
     def __init__(self, respond: ResponseFn, seed: int = 0):
         self.respond = respond
@@ -28,5 +31,8 @@ class ScriptedPolicy:
         max_new_tokens: int = 128,
         seeds: Sequence[int] | None = None,
     ) -> list[list[str]]:
+        if seeds is not None and len(seeds) != len(conversations):
+            raise ValueError(f"seeds has {len(seeds)} entries for {len(conversations)} conversations")
         self.calls += 1
-        return [[self.respond(conversation, self.rng) for _ in range(n)] for conversation in conversations]
+        rngs = [random.Random(seed) for seed in seeds] if seeds is not None else [self.rng] * len(conversations)
+        return [[self.respond(conversation, rng) for _ in range(n)] for conversation, rng in zip(conversations, rngs)]
