@@ -33,6 +33,7 @@ from tqdm.auto import tqdm
 
 from .agent import REVISION_ACTION, REVISION_OBSERVATION, Turn, opening_messages, parse_action, take_action
 from .conversation import N_OPENING
+from .envs import env_class
 from .envs.base import Env
 from .llm.base import Message, Policy
 from .mcts import Node, Tree
@@ -140,35 +141,48 @@ def _subtree_best(node: Node) -> float:
     return best
 
 
-VALUE_RULES = ("mean", "no_good")
+VALUE_RULES = ("mean", "no_good", "seen")
 
 
-def value_verifier(pair: Pair, alpha: float, rule: str = "mean") -> Verdict:
+def shows_failure(env: str, node: Node) -> bool:
+    """Whether the step's observation tells the agent it failed: a reply with no action, or
+    one of the environment's failure messages (`failure_prefixes`)."""
+    prefixes = env_class(env).failure_prefixes  # first: an unknown environment is an error either way
+    return node.action is None or node.observation.startswith(prefixes)
+
+
+def value_verifier(pair: Pair, alpha: float, rule: str = "mean") -> Verdict | None:
     """The first bad-path step after the divergence that the search already rated as lost.
     rule "mean" (the default, the design's): the node's mean value W/N is below alpha (below 1 when
     alpha >= 1, which makes t' = d + 1 whenever the bad leaf failed outright);
     rule "no_good": no leaf under the node is good (`is_good(best, alpha)` fails), i.e. the
-    latest point the search saw no way back from -- never earlier than needed.
+    latest point the search saw no way back from -- never earlier than needed;
+    rule "seen": lost by the mean rule and its observation shows the failure (`shows_failure`):
+    the first error the model can see, so that the revision signal follows something it can
+    learn to react to. None (the pair gives no revision row) when the bad path shows none.
     Steps 1..d are shared with the good path, which succeeded from them, so they cannot be
-    the error: t' >= d + 1. No such step -> t' = the last step. Recorded as verifier
-    "value" ("value-no-good" for the second rule) with per-step values."""
+    the error: t' >= d + 1. No such step -> t' = the last step (rules mean, no_good). Recorded
+    as verifier "value" ("value-no-good", "value-seen") with per-step values."""
     if rule not in VALUE_RULES:
         raise ValueError(f"rule={rule!r}; expected one of {VALUE_RULES}")
     steps = pair.bad_steps
-    name = "value" if rule == "mean" else "value-no-good"
+    name = {"mean": "value", "no_good": "value-no-good", "seen": "value-seen"}[rule]
     judgments = []
     for index in range(pair.d, len(steps)):
         node = steps[index]
         record = {"step": index + 1, "value": round(node.value, 6), "N": node.N}
-        if rule == "mean":
-            lost = node.value < min(alpha, 1.0)
-        else:
+        if rule == "no_good":
             record["best"] = _subtree_best(node)
             lost = not is_good(record["best"], alpha)
+        else:
+            lost = node.value < min(alpha, 1.0)
+            if rule == "seen":
+                record["failure"] = shows_failure(pair.tree.env, node)
+                lost = lost and record["failure"]
         judgments.append(record)
         if lost:
             return Verdict(index + 1, name, judgments)
-    return Verdict(len(steps), name, judgments)
+    return None if rule == "seen" else Verdict(len(steps), name, judgments)
 
 
 def _as_turn(node: Node) -> Turn:
@@ -436,6 +450,8 @@ def build_rows(trees: Sequence[Tree], settings: RevisionSettings | None = None, 
         verdicts = model_verifier(pairs, policy, judge_from=settings.judge_from, progress=progress)
     else:
         verdicts = [value_verifier(pair, settings.alpha, settings.value_rule) for pair in pairs]
+        seen = [(pair, verdict) for pair, verdict in zip(pairs, verdicts) if verdict is not None]  # rule "seen"
+        pairs, verdicts = [pair for pair, _ in seen], [verdict for _, verdict in seen]
     kind = "revision" if method == "agent_r" else "direct"
     envs: dict[str, Env] = {}
     try:

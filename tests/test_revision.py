@@ -156,6 +156,30 @@ def test_value_verifier_no_good_rule_waits_for_the_point_of_no_return():
     assert {r["verifier"] for r in ds.to_list() if r["kind"] == "revision"} == {"value-no-good"}
 
 
+def test_value_verifier_seen_rule_waits_for_a_failure_the_model_can_see():
+    tree, n = hand_tree()
+    tree.env = "textcraft"
+    gd = pair_of(tree, n["G"], n["D"])  # d = 1: C (value 0) is lost but "obs c" shows nothing
+    assert value_verifier(gd, 0.5, rule="seen") is None
+    n["D"].observation = "Could not find enough items to craft minecraft:d"
+    verdict = value_verifier(gd, 0.5, rule="seen")
+    assert (verdict.t_prime, verdict.verifier) == (3, "value-seen")
+    assert [(j["step"], j["failure"]) for j in verdict.judgments] == [(2, False), (3, True)]
+    n["C"].action = None  # an unparsed reply is a failure the model sees too
+    assert value_verifier(gd, 0.5, rule="seen").t_prime == 2
+    ds = build_dataset([tree], RevisionSettings("agent_r", alpha=0.5, beta=0.2, value_rule="seen", max_pairs_per_tree=None),
+                       progress=False)
+    spliced = [r for r in ds.to_list() if r["kind"] == "revision"]
+    mean = [r for r in build_dataset([tree], RevisionSettings("agent_r", alpha=0.5, beta=0.2, max_pairs_per_tree=None),
+                                     progress=False).to_list() if r["kind"] == "revision"]
+    # only the pairs whose bad path runs through C show a failure: (g, d) and (e, d)
+    assert [(r["verifier"], r["t_prime"], r["divergence"]) for r in spliced] == [("value-seen", 2, 1), ("value-seen", 2, 0)]
+    assert len(mean) == 5
+    tree.env = "toy"
+    with pytest.raises(ValueError, match="unknown environment 'toy'"):
+        value_verifier(gd, 0.5, rule="seen")
+
+
 @pytest.mark.parametrize("text,expected", [
     ("The action gathers wood.\nJudgment: Good", "Good"),
     ("Wrong item.\nJudgment: Bad", "Bad"),

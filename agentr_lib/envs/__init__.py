@@ -15,12 +15,17 @@ REGISTRY: dict[str, str] = {
 ENV_NAMES: tuple[str, ...] = tuple(REGISTRY)
 
 
-def make_env(name: str, **kwargs) -> Env:
-    """Build an environment by name ("textcraft", "sciworld", "webshop")."""
+def env_class(name: str) -> type:
+    """The class registered under `name` (its module imported, nothing started)."""
     if name not in REGISTRY:
         raise ValueError(f"unknown environment {name!r}; expected one of {sorted(REGISTRY)}")
     module_name, class_name = REGISTRY[name].split(":")
-    return getattr(import_module(module_name), class_name)(**kwargs)
+    return getattr(import_module(module_name), class_name)
 
 
-__all__ = ["Env", "ExpertStep", "ENV_NAMES", "REGISTRY", "make_env"]
+def make_env(name: str, **kwargs) -> Env:
+    """Build an environment by name ("textcraft", "sciworld", "webshop")."""
+    return env_class(name)(**kwargs)
+
+
+__all__ = ["Env", "ExpertStep", "ENV_NAMES", "REGISTRY", "env_class", "make_env"]

@@ -251,6 +251,7 @@ class ScienceWorldEnv:
     instruction = INSTRUCTION
     supports_snapshot = False
     data_mode = "ScienceWorld simulator (scienceworld 1.2.3), 23 AgentGym task types"
+    failure_prefixes = (*NOT_UNDERSTOOD, AMBIGUOUS_PREFIX)
 
     def __init__(
         self,

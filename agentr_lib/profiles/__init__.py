@@ -208,9 +208,10 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("revision.beta", 0.2, _number(0), "bad leaf: at least beta below the good leaf", "02"),
     Setting("revision.verifier", "value", _one_of("value", "model"),
             "who finds the first error: value (the search's values) or model (the actor judges its own steps)", "02"),
-    Setting("revision.value_rule", "mean", _one_of("mean", "no_good"),
+    Setting("revision.value_rule", "mean", _one_of("mean", "no_good", "seen"),
             "the value verifier's first error: mean (the first step after the divergence whose mean value is below "
-            "alpha) or no_good (the first with no good leaf under it, i.e. later)", "02"),
+            "alpha), no_good (the first with no good leaf under it, i.e. later) or seen (the first mean-rule error "
+            "whose observation shows the failure; a pair without one gives no revision row)", "02"),
     Setting("revision.max_pairs_per_tree", 4, _optional(_int_at_least(1)),
             "(good, bad) pairs kept per tree, a seeded sample (null/None: all), so one tree does not dominate", "02"),
     Setting("revision.replay_check", True, _boolean,

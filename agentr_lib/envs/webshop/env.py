@@ -84,6 +84,7 @@ class WebShopEnv:
     name = "webshop"
     instruction = INSTRUCTION
     supports_snapshot = True
+    failure_prefixes = ()  # an invalid action returns the page unchanged: no failure message
 
     def __init__(self, data_dir: str | os.PathLike[str] | None = None, seed: int = 0,
                  per_type: int = 10, human_goals: bool | None = None,
