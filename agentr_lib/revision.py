@@ -141,7 +141,9 @@ def _subtree_best(node: Node) -> float:
     return best
 
 
-VALUE_RULES = ("mean", "no_good", "seen")
+#: value rule -> the verifier name its verdicts are recorded under
+VERIFIER_NAMES: dict[str, str] = {"mean": "value", "no_good": "value-no-good", "seen": "value-seen"}
+VALUE_RULES: tuple[str, ...] = tuple(VERIFIER_NAMES)
 
 
 def shows_failure(env: str, node: Node) -> bool:
@@ -166,7 +168,7 @@ def value_verifier(pair: Pair, alpha: float, rule: str = "mean") -> Verdict | No
     if rule not in VALUE_RULES:
         raise ValueError(f"rule={rule!r}; expected one of {VALUE_RULES}")
     steps = pair.bad_steps
-    name = {"mean": "value", "no_good": "value-no-good", "seen": "value-seen"}[rule]
+    name = VERIFIER_NAMES[rule]
     judgments = []
     for index in range(pair.d, len(steps)):
         node = steps[index]
