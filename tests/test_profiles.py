@@ -70,6 +70,8 @@ def test_alpha_schedule_and_per_env_values():
     ({"backend": "tgi"}, "backend = 'tgi'", "one of"),
     ({"eval": {"split": "dev"}}, "eval.split = 'dev'", "['test', 'val']"),
     ({"envs": ["webshop"], "eval": {"split": "val"}}, "eval.split = 'val'", "only ['textcraft'] have a validation split"),
+    ({"mcts": {"task_split": "val"}}, "mcts.task_split = 'val'", "['train', 'search']"),
+    ({"envs": ["webshop"], "mcts": {"task_split": "search"}}, "mcts.task_split = 'search'", "only ['textcraft'] have a search split"),
 ])
 def test_bad_values_fail_at_load_naming_key_value_and_expectation(override, key, expected):
     """Regression: these passed --dry-run and failed only after set-up and the base

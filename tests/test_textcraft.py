@@ -15,7 +15,7 @@ import pytest
 
 from agentr_lib.envs import make_env
 from agentr_lib.envs.base import Env
-from agentr_lib.envs.textcraft import TEST_MIX, VAL_MIX, TextCraftEnv, default_book
+from agentr_lib.envs.textcraft import SEARCH_MIX, TEST_MIX, VAL_MIX, TextCraftEnv, default_book
 from agentr_lib.splits import load_split
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -239,3 +239,16 @@ def test_validation_goals_are_carved_from_train_and_never_demonstrated():
     depths = [env.book.depth[env.goals[i]] for i in val]
     assert {d: depths.count(d) for d in VAL_MIX} == VAL_MIX
     assert load_split("textcraft", "val") == env.task_ids("val"), "the shipped split file is current"
+
+
+def test_search_goals_are_a_depth_mixed_third_of_train_and_the_disjoint_model_never_sees_them():
+    from agentr_lib.tiny import demonstrated_ids, resolve_spec
+
+    env = TextCraftEnv()
+    train, search = env.task_ids("train"), env.task_ids("search")
+    assert set(search) < set(train) and len(search) == sum(SEARCH_MIX.values())
+    assert Counter(env.depth(t) for t in search) == Counter(SEARCH_MIX)
+    assert load_split("textcraft", "search") == search, "the shipped split file is current"
+    assert demonstrated_ids(env, resolve_spec("tiny").held_out) == train
+    warm = demonstrated_ids(env, resolve_spec("tiny-disjoint").held_out)
+    assert sorted(set(warm) | set(search)) == train and not set(warm) & set(search)

@@ -193,6 +193,9 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("seed", 0, _int_at_least(0), "the run's seed (iteration k's search, revision and SFT use seed + k)"),
     Setting("mcts.tasks_per_env", 30, _per_env(_int_at_least(1)),
             "training tasks per environment, a seeded sample (or a mapping env -> n)", "01"),
+    Setting("mcts.task_split", "train", _one_of("train", "search"),
+            "the goals searched: train (every training goal; the tiny model was warm-started on all of them) or "
+            "search (the third of them the tiny-disjoint model was never shown; TextCraft only)", "01"),
     Setting("mcts.simulations", 8, _int_at_least(1), "descents per tree", "01"),
     Setting("mcts.n_gen", 4, _int_at_least(1), "replies sampled per expansion (duplicates dropped)", "01"),
     Setting("mcts.temperature", 1.0, _number(0), "sampling temperature of expansions", "01"),
@@ -315,6 +318,9 @@ def validate_profile(profile: dict[str, Any], source: str) -> None:
     if profile["eval"]["split"] == "val" and sorted(set(envs) - set(ENVS_WITH_VAL)):
         fail("eval.split", "val", f"'test' for envs {sorted(set(envs) - set(ENVS_WITH_VAL))} "
              f"(only {list(ENVS_WITH_VAL)} have a validation split)")
+    if profile["mcts"]["task_split"] == "search" and sorted(set(envs) - set(ENVS_WITH_VAL)):
+        fail("mcts.task_split", "search", f"'train' for envs {sorted(set(envs) - set(ENVS_WITH_VAL))} "
+             f"(only {list(ENVS_WITH_VAL)} have a search split)")
     alpha, iterations = profile["revision"]["alpha"], profile["iterations"]
     if isinstance(alpha, list) and len(alpha) != iterations:
         fail("revision.alpha", alpha, f"one number <= 1, or a list of {iterations} numbers <= 1 "

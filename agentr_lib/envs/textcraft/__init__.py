@@ -4,11 +4,12 @@
 `env` holds the environment, its instruction and the expert planner.
 """
 
-from .env import INSTRUCTION, TEST_MIX, VAL_MIX, TextCraftEnv, TextCraftState, goal_list, plan_crafts
+from .env import INSTRUCTION, SEARCH_MIX, TEST_MIX, VAL_MIX, TextCraftEnv, TextCraftState, goal_list, plan_crafts
 from .recipes import RecipeBook, default_book, item_id, item_name
 
 __all__ = [
     "INSTRUCTION",
+    "SEARCH_MIX",
     "TEST_MIX",
     "VAL_MIX",
     "RecipeBook",

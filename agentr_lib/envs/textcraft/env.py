@@ -39,8 +39,15 @@ TEST_MIX = {1: 31, 2: 41, 3: 25, 4: 3}
 #: validation goals carved from the non-test goals, the test mix halved: settings are chosen on
 #: them, never on the test goals; the embedded model is not warm-started on them either
 VAL_MIX = {1: 16, 2: 20, 3: 12, 4: 2}
+#: search goals: a third of the training goals in the training goals' own depth mix (they stay
+#: in train). The `tiny-disjoint` model is warm-started on the other two thirds only, so search
+#: and self-training there meet goals the base model has never been shown (issue lead 3)
+SEARCH_MIX = {1: 33, 2: 69, 3: 24, 4: 2}
 SPLIT_SEED = "agentr-textcraft-split-v1"
 VAL_SEED = "agentr-textcraft-val-v1"
+SEARCH_SEED = "agentr-textcraft-search-v1"
+#: the splits task_ids knows
+SPLITS = ("train", "val", "test", "search")
 
 _GET_RE = re.compile(r"^get\s+(\d+)\s+(.+)$")
 _CRAFT_RE = re.compile(r"^craft\s+(.+?)\s+using\s+(.+)$")
@@ -88,15 +95,18 @@ class TextCraftEnv:
     # ----------------------------------------------------------------- tasks and splits
     def task_ids(self, split: str) -> list[int]:
         """Test = TEST_MIX goals per depth drawn with a fixed seed; val = VAL_MIX goals per
-        depth drawn from the rest with another; train = all the others."""
-        if split not in ("train", "val", "test"):
-            raise ValueError(f"unknown split {split!r}; expected 'train', 'val' or 'test'")
+        depth drawn from the rest with another; train = all the others; search = SEARCH_MIX
+        of the train goals (a subset of train, not a fourth partition)."""
+        if split not in SPLITS:
+            raise ValueError(f"unknown split {split!r}; expected one of {list(SPLITS)}")
         test = self._draw(TEST_MIX, SPLIT_SEED, exclude=set())
         if split == "test":
             return test
         val = self._draw(VAL_MIX, VAL_SEED, exclude=set(test))
         if split == "val":
             return val
+        if split == "search":
+            return self._draw(SEARCH_MIX, SEARCH_SEED, exclude=set(test) | set(val))
         held_out = set(test) | set(val)
         return [i for i in range(len(self.goals)) if i not in held_out]
 
