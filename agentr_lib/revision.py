@@ -422,17 +422,23 @@ ROW_COLUMNS: tuple[str, ...] = tuple(f.name for f in fields(RevisionRow))
 
 
 def build_rows(trees: Sequence[Tree], settings: RevisionSettings | None = None, policy: Policy | None = None,
-               replay_env_factory: Callable[[str], Env] | None = None, progress: bool = True) -> list[RevisionRow]:
+               replay_env_factory: Callable[[str], Env] | None = None, progress: bool = True,
+               tally: dict[str, int] | None = None) -> list[RevisionRow]:
     """The rows of `build_dataset`, one per trajectory: good rows first (tree order, then
     leaf order), then spliced rows. The trees may come from several environments: the model
     verifier judges all their pairs in one call. `policy`: the actor, for the model verifier.
     With `replay_env_factory` (env name -> a fresh env, e.g. `make_env`) every splice is
-    replayed (observations replaced, `consistent` recorded), one env opened per environment."""
+    replayed (observations replaced, `consistent` recorded), one env opened per environment.
+    `tally` (a dict) receives what leaves no trace in the rows: `pairs` (sampled), `unseen`
+    (those the value rule "seen" dropped: no failure visible on the bad path) and `inconsistent`
+    (those `drop_inconsistent` dropped)."""
     settings = settings or RevisionSettings()
     method = settings.method
     if settings.verifier == "model" and method == "agent_r" and policy is None:
         raise ValueError("verifier='model' needs a policy (the actor judges its own steps)")
     rng = random.Random(settings.seed)
+    tally = tally if tally is not None else {}
+    tally.update(pairs=0, unseen=0, inconsistent=0)
     rows: list[RevisionRow] = []
     for tree in trees:
         good_leaves = [leaf for leaf in leaves(tree) if is_good(leaf.score, settings.alpha)]
@@ -452,8 +458,9 @@ def build_rows(trees: Sequence[Tree], settings: RevisionSettings | None = None, 
         verdicts = model_verifier(pairs, policy, judge_from=settings.judge_from, progress=progress)
     else:
         verdicts = [value_verifier(pair, settings.alpha, settings.value_rule) for pair in pairs]
-        seen = [(pair, verdict) for pair, verdict in zip(pairs, verdicts) if verdict is not None]  # rule "seen"
-        pairs, verdicts = [pair for pair, _ in seen], [verdict for _, verdict in seen]
+    tally.update(pairs=len(pairs), unseen=sum(verdict is None for verdict in verdicts))
+    kept = [(pair, verdict) for pair, verdict in zip(pairs, verdicts) if verdict is not None]  # rule "seen"
+    pairs, verdicts = [pair for pair, _ in kept], [verdict for _, verdict in kept]
     kind = "revision" if method == "agent_r" else "direct"
     envs: dict[str, Env] = {}
     try:
@@ -467,6 +474,7 @@ def build_rows(trees: Sequence[Tree], settings: RevisionSettings | None = None, 
                 env = envs[pair.tree.env]
                 consistent, messages, _ = replay_check(messages, env, pair.tree.task_id, pair.good.score)
                 if settings.drop_inconsistent and not consistent:
+                    tally["inconsistent"] += 1
                     continue
             rows.append(RevisionRow(
                 messages=messages, env=pair.tree.env, task_id=pair.tree.task_id, kind=kind,
@@ -523,12 +531,14 @@ def row_features() -> Any:
 
 
 def build_dataset(trees: Sequence[Tree], settings: RevisionSettings | None = None, policy: Policy | None = None,
-                  replay_env_factory: Callable[[str], Env] | None = None, progress: bool = True) -> Any:
+                  replay_env_factory: Callable[[str], Env] | None = None, progress: bool = True,
+                  tally: dict[str, int] | None = None) -> Any:
     """A `datasets.Dataset` of `build_rows`, one row per trajectory (RevisionRow's fields:
-    messages [{role, content, loss}], env, task_id, kind, t_prime, ...)."""
+    messages [{role, content, loss}], env, task_id, kind, t_prime, ...); `tally` as there."""
     from datasets import Dataset
 
-    rows = build_rows(trees, settings, policy=policy, replay_env_factory=replay_env_factory, progress=progress)
+    rows = build_rows(trees, settings, policy=policy, replay_env_factory=replay_env_factory, progress=progress,
+                      tally=tally)
     if not rows:
         return Dataset.from_dict({key: [] for key in ROW_COLUMNS}, features=row_features())
     return Dataset.from_list([row.to_dict() for row in rows], features=row_features())

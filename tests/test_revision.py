@@ -167,9 +167,11 @@ def test_value_verifier_seen_rule_waits_for_a_failure_the_model_can_see():
     assert [(j["step"], j["failure"]) for j in verdict.judgments] == [(2, False), (3, True)]
     n["C"].action = None  # an unparsed reply is a failure the model sees too
     assert value_verifier(gd, 0.5, rule="seen").t_prime == 2
+    tally: dict[str, int] = {}
     ds = build_dataset([tree], RevisionSettings("agent_r", alpha=0.5, beta=0.2, value_rule="seen", max_pairs_per_tree=None),
-                       progress=False)
+                       progress=False, tally=tally)
     spliced = [r for r in ds.to_list() if r["kind"] == "revision"]
+    assert tally == {"pairs": 5, "unseen": 3, "inconsistent": 0}  # the dropped pairs are counted
     mean = [r for r in build_dataset([tree], RevisionSettings("agent_r", alpha=0.5, beta=0.2, max_pairs_per_tree=None),
                                      progress=False).to_list() if r["kind"] == "revision"]
     # only the pairs whose bad path runs through C show a failure: (g, d) and (e, d)
@@ -350,9 +352,10 @@ def test_replay_check_flags_an_inconsistent_splice():
     revision = [r for r in ds.to_list() if r["kind"] == "revision"]
     assert [(r["t_prime"], r["consistent"]) for r in revision] == [(2, False)]
     assert counts(ds)[0]["checked"] == 1 and counts(ds)[0]["consistent"] == 0
+    tally: dict[str, int] = {}
     kept = build_dataset([tree], RevisionSettings("agent_r", alpha=0.5, beta=0.2, drop_inconsistent=True),
-                         replay_env_factory=lambda env: NumberLine(), progress=False)
-    assert kept["kind"] == ["good"]
+                         replay_env_factory=lambda env: NumberLine(), progress=False, tally=tally)
+    assert kept["kind"] == ["good"] and tally == {"pairs": 1, "unseen": 0, "inconsistent": 1}
     direct = build_dataset([tree], RevisionSettings("direct_revision", alpha=0.5, beta=0.2),
                            replay_env_factory=lambda env: NumberLine(), progress=False)
     assert [r["consistent"] for r in direct.to_list() if r["kind"] == "direct"] == [False]
