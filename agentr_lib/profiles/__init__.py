@@ -126,6 +126,12 @@ def _backend(v: Any) -> str | None:
     return None if v in BACKENDS else f"one of {list(BACKENDS)}"
 
 
+def _value_rule(v: Any) -> str | None:
+    from ..revision import VALUE_RULES  # revision imports this module: its rules are read when checked
+
+    return _one_of(*VALUE_RULES)(v)
+
+
 def _alpha(v: Any) -> str | None:
     """Its length is checked against `iterations` in validate_profile."""
     ok = (_is_number(v) and v <= 1) or (isinstance(v, list) and all(_is_number(a) and a <= 1 for a in v))
@@ -211,7 +217,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("revision.beta", 0.2, _number(0), "bad leaf: at least beta below the good leaf", "02"),
     Setting("revision.verifier", "value", _one_of("value", "model"),
             "who finds the first error: value (the search's values) or model (the actor judges its own steps)", "02"),
-    Setting("revision.value_rule", "mean", _one_of("mean", "no_good", "seen"),
+    Setting("revision.value_rule", "mean", _value_rule,
             "the value verifier's first error: mean (the first step after the divergence whose mean value is below "
             "alpha), no_good (the first with no good leaf under it, i.e. later) or seen (the first mean-rule error "
             "whose observation shows the failure; a pair without one gives no revision row)", "02"),
