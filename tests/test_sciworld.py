@@ -123,6 +123,7 @@ def test_near_miss_is_mapped_and_garbage_never_raises(env):
     for garbage in ("xyzzy plugh", "", "   ", "Action: ???", "pick up thermometer", "1234", "\x00\n\t"):
         observation, reward, done = env.step(garbage)
         assert observation.startswith(NOT_UNDERSTOOD) and reward == 0.0 and not done
+        assert observation.startswith(env.failure_prefixes)  # the revision rule "seen" sees it
         assert env.last_mapping is None
     assert len(env.snapshot().inputs) == moves_before
     # formatting noise is normalised, not mapped
@@ -131,6 +132,7 @@ def test_near_miss_is_mapped_and_garbage_never_raises(env):
     before = env.stats["ambiguous"]
     observation, _, _ = env.step("open door")
     assert not observation.startswith("Ambiguous") and env.stats["ambiguous"] == before + 1
+    assert not observation.startswith(env.failure_prefixes)
     assert env.last_mapping[0] == "open door" and env.last_mapping[1].startswith("open door")
     assert env.step("look around")[0].startswith("This room is called the kitchen")
 

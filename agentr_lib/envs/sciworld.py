@@ -251,7 +251,9 @@ class ScienceWorldEnv:
     instruction = INSTRUCTION
     supports_snapshot = False
     data_mode = "ScienceWorld simulator (scienceworld 1.2.3), 23 AgentGym task types"
-    failure_prefixes = (*NOT_UNDERSTOOD, AMBIGUOUS_PREFIX)
+    #: the simulator's not-understood replies; an ambiguous request never reaches the agent (step
+    #: resolves it to option 0 at once), so it is no failure the agent sees
+    failure_prefixes = NOT_UNDERSTOOD
 
     def __init__(
         self,
