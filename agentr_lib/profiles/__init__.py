@@ -321,12 +321,11 @@ def validate_profile(profile: dict[str, Any], source: str) -> None:
             fail(key, value, f"a value for every env in envs {envs} (missing {sorted(set(envs) - set(value))})")
     from ..splits import ENVS_WITH_VAL
 
-    if profile["eval"]["split"] == "val" and sorted(set(envs) - set(ENVS_WITH_VAL)):
-        fail("eval.split", "val", f"'test' for envs {sorted(set(envs) - set(ENVS_WITH_VAL))} "
-             f"(only {list(ENVS_WITH_VAL)} have a validation split)")
-    if profile["mcts"]["task_split"] == "search" and sorted(set(envs) - set(ENVS_WITH_VAL)):
-        fail("mcts.task_split", "search", f"'train' for envs {sorted(set(envs) - set(ENVS_WITH_VAL))} "
-             f"(only {list(ENVS_WITH_VAL)} have a search split)")
+    without = sorted(set(envs) - set(ENVS_WITH_VAL))
+    for key, carved, plain, what in (("eval.split", "val", "test", "a validation split"),
+                                     ("mcts.task_split", "search", "train", "a search split")):
+        if value_of(profile, key) == carved and without:
+            fail(key, carved, f"{plain!r} for envs {without} (only {list(ENVS_WITH_VAL)} have {what})")
     alpha, iterations = profile["revision"]["alpha"], profile["iterations"]
     if isinstance(alpha, list) and len(alpha) != iterations:
         fail("revision.alpha", alpha, f"one number <= 1, or a list of {iterations} numbers <= 1 "
