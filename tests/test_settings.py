@@ -90,7 +90,8 @@ def test_the_cells_reproduce_the_pipelines_first_steps():
     """Run by hand, 01-04 compute what the tiny pipeline's first steps compute (paths aside),
     and the figure notebooks read the run `make reproduce` writes."""
     expected = expected_parameters()
-    assert expected["01_mcts_collection"]["MODEL"][0] == "tiny"
+    assert expected["01_mcts_collection"]["MODEL"][0] == "tiny-disjoint"
+    assert expected["01_mcts_collection"]["TASK_SPLIT"][0] == "search"
     assert expected["04_evaluation"]["MAKE_PREFIXES"][0] is True
     assert expected["10_figure3_training_trajectories"]["RUN_DIR"][0] == "data/runs/tiny"
     assert all(str(value).startswith(str(notebook_params.HAND_RUN)) for name, (value, _) in expected["02_revision_construction"].items()

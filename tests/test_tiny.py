@@ -240,8 +240,11 @@ def test_the_shipped_models_are_what_the_code_would_build():
         assert not card["train"]["stopped_by_time_limit"], size
         assert {"config.json", "model.safetensors", "tokenizer.json", "model_card.json"} <= {
             Path(name).name for name in tracked if Path(name).parts[2] == folder.name}, size
-    tiny_card = json.loads((expected["tiny"] / "model_card.json").read_text())
-    assert tiny_card["test_scores"]["textcraft"]["tasks"] == 100, "shipped with its measured quality"
+    from agentr_lib.profiles import load_profile
+
+    for size in {"tiny", load_profile("tiny")["model"]}:  # tiny-scaled's model and the CPU default's
+        card = json.loads((expected[size] / "model_card.json").read_text())
+        assert card["test_scores"]["textcraft"]["tasks"] == 100, f"{size} shipped with its measured quality"
     assert not any("/eval/" in name for name in tracked), "its scoring episodes stay local"
 
 

@@ -188,7 +188,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("hardware", "", _text, "the machine it is meant for"),
     Setting("expected_minutes", None, _optional(_number(0, open_low=True)),
             "the expected wall time of the whole pipeline (the progress estimate starts from it)"),
-    Setting("model", "tiny", _model, "the base model: tiny, micro or micro-fluent (embedded, built offline), a model folder or a hub name",
+    Setting("model", "tiny", _model, "the base model: an embedded one (" + ", ".join(EMBEDDED_MODELS) + "; built offline), a model folder or a hub name",
             "00"),
     Setting("backend", "hf", _backend, "policy backend for search, the model verifier and evaluation", "01 02 04"),
     Setting("envs", ["textcraft"], _names(_env_names), "the environments a run searches, trains and evaluates on"),
@@ -201,7 +201,7 @@ SETTINGS: tuple[Setting, ...] = (
             "training tasks per environment, a seeded sample (or a mapping env -> n)", "01"),
     Setting("mcts.task_split", "train", _one_of("train", "search"),
             "the goals searched: train (every training goal; the tiny model was warm-started on all of them) or "
-            "search (the third of them the tiny-disjoint model was never shown; TextCraft only)", "01"),
+            "search (the third of them the tiny-disjoint model, the CPU default's, was never shown; TextCraft only)", "01"),
     Setting("mcts.simulations", 8, _int_at_least(1), "descents per tree", "01"),
     Setting("mcts.n_gen", 4, _int_at_least(1), "replies sampled per expansion (duplicates dropped)", "01"),
     Setting("mcts.temperature", 1.0, _number(0), "sampling temperature of expansions", "01"),
