@@ -11,8 +11,8 @@ from .io import atomic_write_json, read_json
 SPLITS_DIR = Path(__file__).resolve().parents[1] / "data" / "splits"
 #: environments with a validation split carved from their training tasks (settings are chosen
 #: on it; the test split is run once) and a `search` subset of their training tasks (the goals
-#: the `tiny-disjoint` model is not warm-started on)
-ENVS_WITH_VAL = ("textcraft",)
+#: the `tiny-disjoint` model, the CPU default's, is not warm-started on)
+ENVS_WITH_CARVED_SPLITS = ("textcraft",)
 
 
 def split_path(env_name: str, root: str | Path = SPLITS_DIR) -> Path:
@@ -26,7 +26,7 @@ def write_splits(env_names: tuple[str, ...] = ENV_NAMES, root: str | Path = SPLI
         env = make_env(name)
         try:
             splits = {"env": name, "train": env.task_ids("train"), "test": env.task_ids("test")}
-            if name in ENVS_WITH_VAL:
+            if name in ENVS_WITH_CARVED_SPLITS:
                 splits["val"] = env.task_ids("val")
                 splits["search"] = env.task_ids("search")
         finally:

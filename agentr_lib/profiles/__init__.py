@@ -319,13 +319,13 @@ def validate_profile(profile: dict[str, Any], source: str) -> None:
         value = value_of(profile, key)
         if isinstance(value, dict) and sorted(set(envs) - set(value)):
             fail(key, value, f"a value for every env in envs {envs} (missing {sorted(set(envs) - set(value))})")
-    from ..splits import ENVS_WITH_VAL
+    from ..splits import ENVS_WITH_CARVED_SPLITS
 
-    without = sorted(set(envs) - set(ENVS_WITH_VAL))
+    without = sorted(set(envs) - set(ENVS_WITH_CARVED_SPLITS))
     for key, carved, plain, what in (("eval.split", "val", "test", "a validation split"),
                                      ("mcts.task_split", "search", "train", "a search split")):
         if value_of(profile, key) == carved and without:
-            fail(key, carved, f"{plain!r} for envs {without} (only {list(ENVS_WITH_VAL)} have {what})")
+            fail(key, carved, f"{plain!r} for envs {without} (only {list(ENVS_WITH_CARVED_SPLITS)} have {what})")
     alpha, iterations = profile["revision"]["alpha"], profile["iterations"]
     if isinstance(alpha, list) and len(alpha) != iterations:
         fail("revision.alpha", alpha, f"one number <= 1, or a list of {iterations} numbers <= 1 "
