@@ -16,8 +16,9 @@ reruns what a changed input (a retrained model, another setting, `--from-step`) 
 from __future__ import annotations
 
 import argparse
-import os
+import errno
 import hashlib
+import os
 import json
 import platform
 import shutil
@@ -165,27 +166,43 @@ def _git_commit() -> str:
         return "unknown"
 
 
-def kernel_options() -> dict[str, Any]:
+def kernel_options(lock: "RunLock | None" = None) -> dict[str, Any]:
     """papermill options for a local kernel: on POSIX it talks over Unix sockets (IPC), not TCP
     on localhost -- no ports, and no "Kernel is running over TCP without encryption" warning
     on the console for every step. The sockets get a prefix of their own in the temp folder:
     jupyter's default (`kernel-ipc-N` in the working directory) made two pipelines started at
-    once pick the same sockets and talk to each other's kernels ("Invalid Signature")."""
+    once pick the same sockets and talk to each other's kernels ("Invalid Signature").
+
+    With the run's `lock`, the kernel inherits the lock's file descriptor: a kernel outlives a
+    SIGKILLed pipeline by up to a second (it polls for its parent), time in which it can still
+    write a tree, and while it holds the descriptor the run stays locked against a new pipeline."""
     if os.name != "posix":
         return {}
     import tempfile
     import uuid
 
+    from jupyter_client import AsyncKernelManager
+    from traitlets import Int, List
     from traitlets.config import Config
+
+    class RunKernelManager(AsyncKernelManager):
+        """A kernel manager whose kernel process keeps the file descriptors `keep_fds` open."""
+
+        keep_fds = List(Int()).tag(config=True)
+
+        async def start_kernel(self, **kw: Any) -> None:
+            await super().start_kernel(pass_fds=tuple(self.keep_fds), **kw)  # Popen's argument
 
     config = Config()
     config.KernelManager.transport = "ipc"
     config.KernelManager.ip = str(Path(tempfile.gettempdir()) / f"agentr-kernel-{os.getpid()}-{uuid.uuid4().hex[:8]}")
-    return {"config": config}
+    config.RunKernelManager.keep_fds = [lock.handle.fileno()] if lock is not None else []
+    return {"config": config, "kernel_manager_class": RunKernelManager}
 
 
-def execute_step(step: Step) -> None:
-    """Run one notebook with papermill; a failing cell becomes StepFailed naming the notebook."""
+def execute_step(step: Step, lock: "RunLock | None" = None) -> None:
+    """Run one notebook with papermill (its kernel holding the run's `lock` too); a failing cell
+    becomes StepFailed naming the notebook."""
     import papermill
     from papermill.exceptions import PapermillExecutionError
 
@@ -194,7 +211,7 @@ def execute_step(step: Step) -> None:
         papermill.execute_notebook(
             str(NOTEBOOKS / f"{step.notebook}.ipynb"), str(step.executed_notebook),
             parameters=step.parameters, cwd=str(ROOT), progress_bar=False, kernel_name="python3",
-            **kernel_options(),
+            **kernel_options(lock),
         )
     except PapermillExecutionError as err:
         raise StepFailed(
@@ -218,9 +235,13 @@ def marker_path(run_dir: Path, key: str) -> Path:
 
 def _relative(value: Any, run_dir: Path) -> Any:
     """Parameters with the run folder and the repository spelled as placeholders, so that a
-    moved or copied run folder fingerprints the same."""
+    moved or copied run folder fingerprints the same. A path is replaced only where it is the
+    folder or lies inside it: `/x/repo-logs/a` is not `<root>-logs/a`."""
     if isinstance(value, str):
-        return value.replace(str(run_dir), "<run>").replace(str(ROOT), "<root>")
+        for folder, placeholder in ((str(run_dir), "<run>"), (str(ROOT), "<root>")):  # the run may lie in the repo
+            if value == folder or value.startswith(folder.rstrip(os.sep) + os.sep):
+                return placeholder + value[len(folder):]
+        return value
     if isinstance(value, list):
         return [_relative(item, run_dir) for item in value]
     if isinstance(value, dict):
@@ -249,13 +270,29 @@ def outputs_digest(step: Step, run_dir: Path) -> dict[str, str | None]:
     return {str(_relative(str(path), run_dir)): fingerprint(path) for path in paths}
 
 
+def read_marker(run_dir: Path, key: str) -> tuple[dict | None, str]:
+    """A step's marker, or None and why: "" when there is none, a sentence when the file is
+    damaged (junk, not UTF-8, not a record). A damaged marker certifies nothing, so it is
+    treated like a missing one -- the step reruns and writes a new one -- instead of stopping
+    the run: the marker holds no result, only the digests the rerun recomputes."""
+    path = marker_path(run_dir, key)
+    if not path.exists():
+        return None, ""
+    try:
+        marker = read_json(path)
+    except ValueError:  # not JSON, or not UTF-8 (UnicodeDecodeError is a ValueError)
+        marker = None
+    if isinstance(marker, dict):
+        return marker, ""
+    return None, f"its marker steps/{path.name} is damaged (not a step record): treated as missing, the step reruns"
+
+
 def step_state(step: Step, run_dir: Path, upstream: dict[str, dict]) -> tuple[str, str]:
     """("done" | "stale" | "resume" | "todo", why) for a step, from its marker."""
-    path = marker_path(run_dir, step.key)
-    marker = read_json(path) if path.exists() else None
+    marker, damaged = read_marker(run_dir, step.key)
     if marker is None:
-        return ("resume", "outputs without a step marker: an unfinished run, or files committed with the repository") \
-            if step.outputs_exist() else ("todo", "")
+        unmarked = damaged or "outputs without a step marker: an unfinished run, or files committed with the repository"
+        return ("resume", unmarked) if step.outputs_exist() else ("todo", damaged)
     if marker.get("inputs") != inputs_fingerprint(step, run_dir, upstream):
         return "stale", "its inputs changed (model, data or settings)"
     if marker.get("status") != "done" or not step.outputs_exist():
@@ -270,7 +307,8 @@ class RunLocked(RuntimeError):
 
 
 class RunLock:
-    """An exclusive lock on a run folder (fcntl; released when the process ends, however it ends)."""
+    """An exclusive lock on a run folder (fcntl; released when the last process holding it ends,
+    however it ends: the pipeline and the notebook kernel it is running, see kernel_options)."""
 
     def __init__(self, run_dir: Path) -> None:
         self.path = run_dir / ".lock"
@@ -278,7 +316,6 @@ class RunLock:
 
     def __enter__(self) -> "RunLock":
         import fcntl
-        import os
 
         self.path.parent.mkdir(parents=True, exist_ok=True)
         handle = self.path.open("a+")
@@ -288,6 +325,9 @@ class RunLock:
             handle.seek(0)
             holder = handle.read().strip() or "unknown process"
             handle.close()
+            if _ended_here(holder):
+                raise RunLocked(f"{self.path.parent} is still locked by the notebook kernel of a pipeline that ended "
+                                f"({holder}); the kernel exits within seconds: rerun then") from None
             raise RunLocked(f"{self.path.parent} is in use by another pipeline ({holder}); wait for it to finish, "
                             "or pass another --run-name") from None
         handle.seek(0)
@@ -298,7 +338,22 @@ class RunLock:
         return self
 
     def __exit__(self, *exc: Any) -> None:
-        self.handle.close()  # closing releases the flock
+        self.handle.close()  # closing releases the flock (a kernel's copy closes when the kernel ends)
+
+
+def _ended_here(holder: str) -> bool:
+    """Whether the lock file's "pid N on HOST, ..." names a process of this machine that is gone
+    (then what holds the lock is a kernel it started)."""
+    pid, _, rest = holder.removeprefix("pid ").partition(" on ")
+    if not pid.isdigit() or rest.partition(",")[0] != platform.node():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        pass  # alive: another user's process
+    return False
 
 
 def _now() -> str:
@@ -354,17 +409,19 @@ def run_pipeline(
             state, why = step_state(step, run_dir, upstream)
             if number - 1 >= redo_from:
                 state, why = "redo", "--from-step"
-            if marker_path(run_dir, step.key).exists():
-                upstream[step.key] = read_json(marker_path(run_dir, step.key))
+            marker, _ = read_marker(run_dir, step.key)
+            if marker is not None:
+                upstream[step.key] = marker
             print(f"[{number:2d}/{len(plan)}] {state:6s} {step.key:40s} {step.notebook}.ipynb -> {step.workdir}"
                   + (f"  ({why})" if why else ""))
         return run_dir
-    with RunLock(run_dir):
-        _execute_plan(plan, profile, run_dir, figures_dir, redo_from)
+    with RunLock(run_dir) as lock:
+        _execute_plan(plan, profile, run_dir, figures_dir, redo_from, lock)
     return run_dir
 
 
-def _execute_plan(plan: list[Step], profile: dict, run_dir: Path, figures_dir: Path, redo_from: int) -> None:
+def _execute_plan(plan: list[Step], profile: dict, run_dir: Path, figures_dir: Path, redo_from: int,
+                  lock: RunLock) -> None:
     manifest_path = RunLayout(run_dir).manifest
     manifest = read_json(manifest_path) if manifest_path.exists() else {"steps": {}}
     for key, record in manifest["steps"].items():  # a process killed mid-step left it "running"
@@ -388,7 +445,7 @@ def _execute_plan(plan: list[Step], profile: dict, run_dir: Path, figures_dir: P
             state, why = "stale", "--from-step"
         if state == "done":
             record["status"] = "done"
-            upstream[step.key] = read_json(marker_path(run_dir, step.key))
+            upstream[step.key] = read_marker(run_dir, step.key)[0]
             print(f"{label}: already done, skipped", flush=True)
             continue
         if state == "stale":
@@ -397,6 +454,8 @@ def _execute_plan(plan: list[Step], profile: dict, run_dir: Path, figures_dir: P
                 shutil.rmtree(folder, ignore_errors=True)
         elif state == "resume":
             print(f"{label}: resuming ({why})", flush=True)
+        elif why:
+            print(f"{label}: {why}", flush=True)
         inputs = inputs_fingerprint(step, run_dir, upstream)
         atomic_write_json(marker_path(run_dir, step.key), {"key": step.key, "status": "running", "inputs": inputs,
                                                             "started": _now()})
@@ -406,7 +465,7 @@ def _execute_plan(plan: list[Step], profile: dict, run_dir: Path, figures_dir: P
         print(f"{label}: running {step.notebook} ...", flush=True)
         step_start = time.monotonic()
         try:
-            execute_step(step)
+            execute_step(step, lock)
             if not step.outputs_exist():
                 missing = [str(path) for path in step.outputs if not path.exists()]
                 raise StepFailed(f"step {step.key} ran but did not write {', '.join(missing)} "
@@ -457,14 +516,29 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("\ninterrupted: rerun the same command to resume", file=sys.stderr)
         return 130
-    except (StepFailed, RunLocked, ProfileError, FileNotFoundError, KeyError, TypeError, ValueError) as err:
+    except (StepFailed, RunLocked, ProfileError, OSError, KeyError, TypeError, ValueError) as err:
         if args.debug:
             raise
-        prefix = "FAILED" if isinstance(err, StepFailed) else "error"
-        print(f"\n{prefix}: {err}" + ("" if isinstance(err, StepFailed) else "  (--debug shows the traceback)"),
-              file=sys.stderr)
-        return 1 if isinstance(err, StepFailed) else 2
+        failed = isinstance(err, StepFailed)
+        print(f"\n{'FAILED' if failed else 'error'}: {_error_line(err)}"
+              + ("" if failed else "  (--debug shows the traceback)"), file=sys.stderr)
+        return 1 if failed else 2
     return 0
+
+
+def _error_line(err: BaseException) -> str:
+    """The one line main() prints: an OSError on a file (an unwritable or missing run folder, a
+    full disk) as the file, the system's reason and what to do; anything else as its message
+    (which names the file, key or value itself)."""
+    if not (isinstance(err, OSError) and err.filename):
+        return str(err)
+    if err.errno == errno.ENOSPC:
+        hint = "free some space, then rerun the same command to resume"
+    elif err.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        hint = "make the run folder writable by this user, or pass another --runs-root / --run-name"
+    else:
+        hint = "the run folder must be a writable folder: fix that, or pass another --runs-root / --run-name"
+    return f"{err.filename}: {err.strerror}; {hint}"
 
 
 def _cli_overrides(args: argparse.Namespace) -> dict[str, Any]:

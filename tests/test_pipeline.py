@@ -3,8 +3,11 @@ test_pipeline_smoke.py)."""
 
 import json
 import os
+import subprocess
+import sys
 from pathlib import Path
 
+import nbformat
 import pytest
 
 from agentr_lib import pipeline
@@ -93,7 +96,7 @@ class FakeExecutor:
         self.fail_at = fail_at
         self.trainings = 0  # SFT is the one step whose rerun gives other bytes (a new model)
 
-    def __call__(self, step):
+    def __call__(self, step, lock=None):
         from agentr_lib.io import fingerprint
 
         self.ran.append(step.key)
@@ -262,3 +265,95 @@ def test_lora_iterations_chain_adapters_and_single_task_variants_share_the_first
         assert by_key[f"{variant}/iter2/sft"].parameters["INIT_MODEL"] == adapter
         assert by_key[f"{variant}/iter1/eval"].parameters["MODEL"] == adapter
     assert by_key["agent_r/iter1/revision"].inputs == ("TREES_DIR", "MODEL")
+
+
+@pytest.mark.parametrize("junk", [b"{not json", b"\xff\xfe\x00garbage", b"[1, 2]"])
+def test_a_damaged_step_marker_is_treated_like_a_missing_one(fake, capsys, junk):
+    """Regression: junk in a finished run's marker stopped the next run (and --dry-run) with
+    `not valid JSON` and no hint; like a missing marker, the step reruns, said on one line."""
+    run, _, run_dir = fake
+    run()
+    marker = pipeline.marker_path(run_dir, "agent_r/iter1/eval")
+    marker.write_bytes(junk)
+    capsys.readouterr()
+    profile = read_json(run_dir / "run.json")["config"]  # the fixture's profile, as the run recorded it
+    run_pipeline(profile, run_name="r", dry_run=True, runs_root=run_dir.parent, figures_dir=run_dir.parent.parent / "fig")
+    dry = [line for line in capsys.readouterr().out.splitlines() if "agent_r/iter1/eval" in line]
+    assert len(dry) == 1 and "resume" in dry[0] and f"{marker.name} is damaged" in dry[0], dry
+    redone = run()
+    assert redone[0] == "agent_r/iter1/eval" and "agent_r/iter1/sft" not in redone
+    said = [line for line in capsys.readouterr().out.splitlines() if "damaged" in line]
+    assert len(said) == 1 and "agent_r/iter1/eval: resuming" in said[0] and "reruns" in said[0], said
+    assert read_json(marker)["status"] == "done"
+
+
+def test_relative_replaces_whole_path_components_only(tmp_path):
+    """Regression: `/x/repo-logs/...` was recorded as `<root>-logs/...` (a text prefix)."""
+    run_dir = tmp_path / "run"
+    sibling = f"{pipeline.ROOT}-logs/a.json"
+    assert pipeline._relative(sibling, run_dir) == sibling
+    assert pipeline._relative(f"{run_dir}2/x", run_dir) == f"{run_dir}2/x"
+    assert pipeline._relative(str(run_dir / "steps" / "a.json"), run_dir) == "<run>/steps/a.json"
+    assert pipeline._relative(str(run_dir), run_dir) == "<run>"
+    assert pipeline._relative(f"{pipeline.ROOT}/data/x", run_dir) == "<root>/data/x"
+    assert pipeline._relative({"k": [str(run_dir / "a")], "n": 3}, run_dir) == {"k": ["<run>/a"], "n": 3}
+
+
+_KILLED_PIPELINE = """
+import sys
+from pathlib import Path
+from agentr_lib import pipeline
+
+pipeline.NOTEBOOKS = Path(sys.argv[1])
+run_dir = Path(sys.argv[2])
+with pipeline.RunLock(run_dir) as lock:
+    pipeline.execute_step(pipeline.Step("sleeper", "sleeper", run_dir / "work", {}), lock)
+"""
+
+
+def test_a_kernel_that_outlives_a_killed_pipeline_keeps_the_run_locked(tmp_path):
+    """Regression: after a SIGKILL of the pipeline its notebook kernel ran on for ~1 s (until it
+    noticed its parent was gone) and could still write into a run a new pipeline had locked.
+    The kernel holds the run's lock too, so the run stays locked while any writer lives."""
+    import signal
+    import time
+
+    notebooks, run_dir, kernel_pid = tmp_path / "notebooks", tmp_path / "run", tmp_path / "kernel.pid"
+    notebooks.mkdir()
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell(
+        f"import os, time\nopen({str(kernel_pid)!r}, 'w').write(str(os.getpid()))\ntime.sleep(60)")]
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nbformat.write(nb, notebooks / "sleeper.ipynb")
+    pipeline_process = subprocess.Popen([sys.executable, "-c", _KILLED_PIPELINE, str(notebooks), str(run_dir)],
+                                        cwd=pipeline.ROOT)
+    try:
+        deadline = time.monotonic() + 120
+        while not (kernel_pid.exists() and kernel_pid.read_text()):
+            assert pipeline_process.poll() is None and time.monotonic() < deadline, "the kernel never started"
+            time.sleep(0.1)
+        kernel = int(kernel_pid.read_text())
+        pipeline_process.send_signal(signal.SIGKILL)
+        pipeline_process.wait()
+        with pytest.raises(pipeline.RunLocked, match="kernel"):
+            pipeline.RunLock(run_dir).__enter__()
+    finally:
+        if pipeline_process.poll() is None:
+            pipeline_process.kill()
+    if _alive(kernel):
+        os.kill(kernel, signal.SIGKILL)
+    deadline = time.monotonic() + 30
+    while _alive(kernel) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    with pipeline.RunLock(run_dir):
+        pass  # free once the last writer is gone
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    # a zombie is not alive: reaped by its new parent soon, but count it gone
+    status = Path(f"/proc/{pid}/stat")
+    return not (status.exists() and status.read_text().split(")")[-1].split()[0] == "Z")
