@@ -12,6 +12,7 @@ what is missing."""
 from __future__ import annotations
 
 import math
+import textwrap
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -461,10 +462,12 @@ def readme_tables(summary: dict, paper: dict | None = None, envs: list[str] | No
     lines += per_run("loops of length 1 per trajectory", lambda r: f"{r['loops']['1']:.2f}"
                      if r["loops"].get("1") is not None else "-")
     minutes = summary["minutes"]
-    lines += ["", (f"Time from the run's manifest: {minutes['total']:.1f} min over all steps (set-up and model "
-                   f"build {minutes['build']:.1f}, search {minutes['search']:.1f}, fine-tuning {minutes['sft']:.1f}, "
-                   f"evaluation {minutes['eval']:.1f}); profile `{summary['profile']}`, model `{summary['model']}`, "
-                   f"backend `{summary['backend']}`.")]
+    # prose wrapped at 100 characters: the README allows long lines only in tables
+    lines += ["", textwrap.fill(
+        f"Time from the run's manifest: {minutes['total']:.1f} min over all steps (set-up and model "
+        f"build {minutes['build']:.1f}, search {minutes['search']:.1f}, fine-tuning {minutes['sft']:.1f}, "
+        f"evaluation {minutes['eval']:.1f}); profile `{summary['profile']}`, model `{summary['model']}`, "
+        f"backend `{summary['backend']}`.", width=100, break_long_words=False, break_on_hyphens=False)]
     return "\n".join(lines) + "\n"
 
 
