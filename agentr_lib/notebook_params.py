@@ -25,7 +25,7 @@ import sys
 import tokenize
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from .layout import HAND_RUN, NOTEBOOKS, RUNS, ROOT
 
@@ -95,6 +95,30 @@ def expected_parameters() -> dict[str, dict[str, tuple[Any, str | None]]]:
         meanings = {s.param: s.meaning for s in SETTINGS if number in s.notebooks.split()}
         out[step.notebook] = {name: (as_written(value), meanings.get(name)) for name, value in step.parameters.items()}
     return out
+
+
+class ParameterError(ValueError):
+    """A notebook parameter of the wrong type or range; the message names the notebook, the
+    parameter, its value and what is expected."""
+
+
+def parameter_checks(notebook: str) -> dict[str, Callable[[Any], str | None]]:
+    """{NAME: check} for a notebook's parameters: the schema's check of each setting the
+    notebook takes (profiles.SETTINGS), else the check of a value of the run (profiles.RUN_VALUES)."""
+    from .profiles import RUN_VALUES, SETTINGS
+
+    number = notebook.split("_", 1)[0]
+    return {**RUN_VALUES, **{s.param: s.check for s in SETTINGS if number in s.notebooks.split()}}
+
+
+def check_parameters(notebook: str, values: dict[str, Any]) -> None:
+    """Check a notebook's parameters (its `globals()` after papermill's injected cell) as a
+    profile's keys are checked: the first wrong one raises ParameterError, before the
+    notebook loads a model -- a hand-run `-p SIMULATIONS two` was otherwise a TypeError deep in
+    the search, naming nothing."""
+    for name, check in parameter_checks(notebook).items():
+        if name in values and (problem := check(values[name])) is not None:
+            raise ParameterError(f"notebooks/{notebook}.ipynb: {name} = {values[name]!r}: expected {problem}")
 
 
 def literal(value: Any) -> str:

@@ -139,12 +139,17 @@ def _alpha(v: Any) -> str | None:
 
 
 def _model(v: Any) -> str | None:
+    """One of three kinds, told apart by spelling: a name layout declares (embedded or
+    pretrained), an existing local folder, or a hub name `org/name` (one slash, not a path:
+    it cannot be checked offline). Anything else -- a bare name layout does not know, such as
+    a typo of one it does, or a path that does not exist -- would fail only at step 2."""
+    expected = f"{', '.join(EMBEDDED_MODELS + PRETRAINED_MODELS)}, a hub name (org/name) or an existing local model folder"
     if not (isinstance(v, str) and v.strip()):
-        return "a model name or path"
-    looks_local = v.startswith((".", "/", "~")) or v.count("/") > 1  # a hub name is "org/name"
-    if v not in EMBEDDED_MODELS + PRETRAINED_MODELS and looks_local and not Path(v).expanduser().exists():
-        return f"{', '.join(EMBEDDED_MODELS + PRETRAINED_MODELS)}, a hub name (org/name) or an existing local model folder"
-    return None
+        return expected
+    if v in EMBEDDED_MODELS + PRETRAINED_MODELS or Path(v).expanduser().exists():
+        return None
+    hub_name = v.count("/") == 1 and not v.startswith((".", "/", "~")) and all(v.split("/"))
+    return None if hub_name else expected
 
 
 def _chat_file(v: Any) -> str | None:
@@ -255,6 +260,19 @@ SETTINGS: tuple[Setting, ...] = (
 
 SCHEMA: dict[str, Setting] = {setting.key: setting for setting in SETTINGS}
 
+#: What the notebook parameters that are values of the run (not settings: the pipeline computes
+#: them from the profile and the layout) accept, checked by notebook_params.check_parameters
+#: like the settings a notebook takes. Paths are not required to exist: a notebook run by hand
+#: creates its output folders, and a missing input folder is named by the code that reads it.
+RUN_VALUES: dict[str, Check] = {
+    "ITERATION": _int_at_least(1), "SEED": _int_at_least(0), "EXPERT_TASKS": _int_at_least(1),
+    "MODEL": _model, "INIT_MODEL": _model, "ENVS": _names(_env_names), "METHOD": _one_of(*METHODS),
+    "ALPHA": lambda v: None if _is_number(v) and v <= 1 else "a number <= 1",
+    "LABEL": _text, "MAKE_PREFIXES": _boolean, "PREFIXES_DIR": _text,
+    **{name: (lambda v: None if isinstance(v, str) and v else "a folder path, as a string")
+       for name in ("OUT_DIR", "TREES_DIR", "DATASET_DIR", "RUN_DIR", "FIGURES_DIR")},
+}
+
 
 def _nested_defaults() -> dict[str, Any]:
     out: dict[str, Any] = {}
@@ -353,6 +371,23 @@ def _merge(defaults: dict, overrides: dict, where: str, source: str) -> dict:
     return merged
 
 
+def _read_yaml(path: Path) -> Any:
+    """A profile file's YAML; a syntax error is a ProfileError naming the file, the line and
+    column of the problem and where the construct it broke began (yaml's own message names
+    only "<unicode string>")."""
+    try:
+        return yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        if mark is None:
+            raise ProfileError(f"{path}: not valid YAML ({err}); fix the file's syntax") from None
+        context = getattr(err, "context_mark", None)
+        began = (f" ({err.context} at line {context.line + 1}, column {context.column + 1})"
+                 if context is not None and err.context else "")
+        raise ProfileError(f"{path}, line {mark.line + 1}, column {mark.column + 1}: not valid YAML: "
+                           f"{err.problem}{began}; fix the file's syntax") from None
+
+
 def load_profile(name_or_path: str | Path, overrides: dict | None = None) -> dict[str, Any]:
     """A profile by name (agentr_lib/profiles/<name>.yaml) or path, merged over DEFAULTS."""
     path = Path(name_or_path)
@@ -360,7 +395,7 @@ def load_profile(name_or_path: str | Path, overrides: dict | None = None) -> dic
         path = PROFILES_DIR / f"{name_or_path}.yaml"
     if not path.exists():
         raise FileNotFoundError(f"no profile {str(name_or_path)!r}; available: {', '.join(available_profiles())}")
-    raw = yaml.safe_load(path.read_text()) or {}
+    raw = _read_yaml(path)
     if not isinstance(raw, dict):
         raise TypeError(f"{path}: a profile must be a mapping of keys, got {type(raw).__name__}")
     profile = _merge(_nested_defaults(), raw, "", str(path))
