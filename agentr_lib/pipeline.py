@@ -420,10 +420,28 @@ def run_pipeline(
     return run_dir
 
 
+def _read_manifest(path: Path) -> dict:
+    """run.json, or a new one. A damaged run.json (junk, not a record) is kept beside it as
+    run.json.damaged, said on one line, and a new one is started: it records the run's history
+    (statuses, interruptions), while what is done is decided by the step markers."""
+    if not path.exists():
+        return {"steps": {}}
+    try:
+        manifest = read_json(path)
+    except ValueError:
+        manifest = None
+    if isinstance(manifest, dict) and isinstance(manifest.get("steps"), dict):
+        return manifest
+    kept = path.with_name(path.name + ".damaged")
+    os.replace(path, kept)
+    print(f"{path} is damaged (not a run record): kept as {kept.name}, a new one is started", flush=True)
+    return {"steps": {}}
+
+
 def _execute_plan(plan: list[Step], profile: dict, run_dir: Path, figures_dir: Path, redo_from: int,
                   lock: RunLock) -> None:
     manifest_path = RunLayout(run_dir).manifest
-    manifest = read_json(manifest_path) if manifest_path.exists() else {"steps": {}}
+    manifest = _read_manifest(manifest_path)
     for key, record in manifest["steps"].items():  # a process killed mid-step left it "running"
         if record.get("status") == "running":
             record["status"] = "interrupted"

@@ -287,6 +287,18 @@ def test_a_damaged_step_marker_is_treated_like_a_missing_one(fake, capsys, junk)
     assert read_json(marker)["status"] == "done"
 
 
+def test_a_damaged_run_json_is_kept_aside_and_the_run_goes_on(fake, capsys):
+    run, _, run_dir = fake
+    run()
+    (run_dir / "run.json").write_bytes(b"\x00{torn")
+    capsys.readouterr()
+    assert run() == []
+    said = [line for line in capsys.readouterr().out.splitlines() if "damaged" in line]
+    assert len(said) == 1 and "kept as run.json.damaged" in said[0], said
+    assert (run_dir / "run.json.damaged").read_bytes() == b"\x00{torn"
+    assert read_json(run_dir / "run.json")["finished"]
+
+
 def test_relative_replaces_whole_path_components_only(tmp_path):
     """Regression: `/x/repo-logs/...` was recorded as `<root>-logs/...` (a text prefix)."""
     run_dir = tmp_path / "run"
