@@ -11,7 +11,7 @@ from typing import Any
 
 from .base import Message, Policy, derive_seed
 
-BACKENDS: tuple[str, ...] = ("auto", "hf", "vllm", "unsloth", "openai")
+BACKENDS: tuple[str, ...] = ("auto", "hf", "vllm", "unsloth", "openai", "served")
 
 
 def load_policy(backend: str, model: str, **kwargs: Any) -> Policy:
@@ -26,7 +26,20 @@ def load_policy(backend: str, model: str, **kwargs: Any) -> Policy:
       threads=None, seed=None)`; `model` = a local folder (or a hub name where the hub is reachable).
     - "unsloth": `UnslothPolicy.load(model, max_seq_length=4096, load_in_4bit=True, ...)`; GPU only.
     - "openai": `OpenAIPolicy(model, base_url=None, api_key=None, ...)`; any OpenAI-compatible server.
+    - "served": `ServedPolicy.load(model, endpoints=[...], ...)`; running vLLM servers sampling what
+      the in-process "vllm" backend samples (our prompt rendering, seeds, stop; llm/served.py).
+
+    `endpoints` (the profile's llm.endpoints) is the "served" backend's alone: an empty list is
+    dropped for the others, a non-empty one with another backend is refused (it would be ignored).
     """
+    endpoints = kwargs.pop("endpoints", None)
+    if endpoints and backend != "served":
+        raise ValueError(f"llm.endpoints = {list(endpoints)!r} is set but backend = {backend!r}: set backend: served "
+                         "to sample through those servers, or empty llm.endpoints")
+    if backend == "served":
+        from .served import ServedPolicy
+
+        return _named(ServedPolicy.load(model, endpoints=endpoints, **kwargs), "served")
     if backend == "auto":
         return _load_auto(model, **kwargs)
     if backend == "hf":

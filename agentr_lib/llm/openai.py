@@ -11,12 +11,13 @@ dependency).
 
 from __future__ import annotations
 
+import http.client
 import json
 import os
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -25,6 +26,55 @@ from .base import Message, derive_seed
 
 class OpenAIError(RuntimeError):
     """The server refused a request (4xx) or kept failing after all retries."""
+
+
+def post_json(
+    url: str,
+    body: dict[str, Any] | None,
+    api_key: str = "",
+    timeout: float = 120.0,
+    max_retries: int = 5,
+    backoff: float = 1.0,
+    on_attempt: Callable[[], None] | None = None,
+    what: str = "",
+) -> dict[str, Any]:
+    """POST `body` as JSON (GET when `body` is None) and return the JSON reply, retrying the
+    identical request (same body, so the same seed) on 5xx, 429, a refused or dropped
+    connection and a timeout, with exponential backoff; a 4xx raises OpenAIError at once with
+    the server's message (a wrong model name or key never retries forever); a 2xx reply that is
+    not JSON comes back as {"text": reply}. Every attempt is
+    bounded by `timeout` seconds, so a dead or hung server ends in an OpenAIError naming `url`
+    after at most (max_retries + 1) * timeout seconds plus the backoff, never a silent hang."""
+    data = None if body is None else json.dumps(body).encode("utf-8")
+    headers = {"Content-Type": "application/json"}
+    if api_key:
+        headers["Authorization"] = f"Bearer {api_key}"
+    last = ""
+    for attempt in range(max_retries + 1):
+        if attempt:
+            time.sleep(backoff * 2 ** (attempt - 1))
+        if on_attempt is not None:
+            on_attempt()
+        request = urllib.request.Request(url, data=data, headers=headers, method="GET" if data is None else "POST")
+        try:
+            with urllib.request.urlopen(request, timeout=timeout) as response:
+                text = response.read().decode("utf-8")
+            try:
+                return json.loads(text) if text.strip() else {}
+            except ValueError:  # a plain-text success (vLLM's /v1/load_lora_adapter answers "Success: ...")
+                return {"text": text}
+        except urllib.error.HTTPError as err:
+            message = err.read().decode("utf-8", "replace")[:2000]
+            try:
+                message = json.loads(message)["error"]["message"]
+            except (ValueError, KeyError, TypeError):
+                pass
+            if err.code < 500 and err.code != 429:
+                raise OpenAIError(f"{url}: HTTP {err.code}{' for ' + what if what else ''}: {message}") from err
+            last = f"HTTP {err.code}: {message}"
+        except (urllib.error.URLError, ConnectionError, TimeoutError, OSError, http.client.HTTPException) as err:
+            last = f"{type(err).__name__}: {getattr(err, 'reason', None) or err}"
+    raise OpenAIError(f"{url}: gave up after {max_retries + 1} attempts ({timeout:g} s timeout each); last error: {last}")
 
 
 class OpenAIPolicy:
@@ -62,32 +112,11 @@ class OpenAIPolicy:
         return self.base_url + "/chat/completions"
 
     def _post(self, body: dict[str, Any]) -> dict[str, Any]:
-        """POST with retries on 5xx/429/connection errors; a 4xx raises OpenAIError at once."""
-        data = json.dumps(body).encode("utf-8")
-        headers = {"Content-Type": "application/json"}
-        if self.api_key:
-            headers["Authorization"] = f"Bearer {self.api_key}"
-        last = ""
-        for attempt in range(self.max_retries + 1):
-            if attempt:
-                time.sleep(self.backoff * 2 ** (attempt - 1))
-            self.requests += 1
-            request = urllib.request.Request(self.url, data=data, headers=headers, method="POST")
-            try:
-                with urllib.request.urlopen(request, timeout=self.timeout) as response:
-                    return json.loads(response.read().decode("utf-8"))
-            except urllib.error.HTTPError as err:
-                message = err.read().decode("utf-8", "replace")[:2000]
-                try:
-                    message = json.loads(message)["error"]["message"]
-                except (ValueError, KeyError, TypeError):
-                    pass
-                if err.code < 500 and err.code != 429:
-                    raise OpenAIError(f"{self.url}: HTTP {err.code} for model {self.model!r}: {message}") from err
-                last = f"HTTP {err.code}: {message}"
-            except (urllib.error.URLError, ConnectionError, TimeoutError, OSError) as err:
-                last = f"{type(err).__name__}: {err}"
-        raise OpenAIError(f"{self.url}: gave up after {self.max_retries + 1} attempts; last error: {last}")
+        return post_json(self.url, body, api_key=self.api_key, timeout=self.timeout, max_retries=self.max_retries,
+                         backoff=self.backoff, on_attempt=self._count_request, what=f"model {self.model!r}")
+
+    def _count_request(self) -> None:
+        self.requests += 1
 
     def _complete(self, messages: list[Message], n: int, temperature: float, max_new_tokens: int,
                   seed: int | None = None) -> list[str]:
