@@ -126,6 +126,12 @@ def _backend(v: Any) -> str | None:
     return None if v in BACKENDS else f"one of {list(BACKENDS)}"
 
 
+def _endpoints(v: Any) -> str | None:
+    """A list of distinct http(s) URLs (the served backend's vLLM servers), possibly empty."""
+    ok = isinstance(v, list) and all(isinstance(x, str) and x.startswith(("http://", "https://")) for x in v)
+    return None if ok and len(set(v)) == len(v) else "a list of distinct http(s):// URLs (empty: none)"
+
+
 def _value_rule(v: Any) -> str | None:
     from ..revision import VALUE_RULES  # revision imports this module: its rules are read when checked
 
@@ -197,6 +203,9 @@ SETTINGS: tuple[Setting, ...] = (
             + ", ".join(PRETRAINED_MODELS) + "; converted offline from a PyPI package), a model folder or a hub name",
             "00"),
     Setting("backend", "hf", _backend, "policy backend for search, the model verifier and evaluation", "01 02 04"),
+    Setting("llm.endpoints", [], _endpoints,
+            "the running vLLM servers' URLs the served backend samples through (backend: served; empty for the "
+            "in-process backends); docs/scale-out.md", "01 02 04"),
     Setting("envs", ["textcraft"], _names(_env_names), "the environments a run searches, trains and evaluates on"),
     Setting("methods", ["agent_r", "direct_revision"], _names(lambda: METHODS),
             "the training methods, one model each (Figure 3's lines)"),
