@@ -1,0 +1,160 @@
+"""Sharded search and evaluation (issue 33 part 2): `python -m agentr_lib.shard run --shard 0/2`
+and `1/2` as two concurrent processes on a pipeline run's search and evaluation steps, merged,
+equal the unsharded run (one shard of one), and the step's notebook then finds every task
+done; a merge that does not add up names what is missing or doubled."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from agentr_lib.shard import (ShardError, find_step, merge_episodes, merge_step, merge_trees, parse_shard,
+                              shard_dir, shard_tasks, step_tasks)
+
+ROOT = Path(__file__).resolve().parents[1]
+PROFILE = {
+    "description": "shard test", "model": "micro-fluent", "backend": "hf", "envs": ["textcraft"],
+    "methods": ["agent_r"], "iterations": 1, "revision": {"alpha": [-1.0]},
+    "mcts": {"tasks_per_env": 5, "simulations": 2, "n_gen": 2, "temperature": 1.0, "max_depth": 3,
+             "batch_trees": 5, "max_new_tokens": 12},
+    "eval": {"tasks_per_env": 5, "max_turns": 3, "max_new_tokens": 12, "revision_prefixes": False},
+}
+STEPS = ("iter1/mcts", "base/eval")
+
+
+def test_shards_split_the_tasks_once_each_in_order():
+    ids = [11, 4, 7, 30, 2, 9, 5]
+    shards = [shard_tasks(ids, i, 3) for i in range(3)]
+    assert shards == [[11, 30, 5], [4, 2], [7, 9]]
+    assert sorted(sum(shards, [])) == sorted(ids)
+    assert parse_shard("1/2") == (1, 2)
+    for bad in ("2/2", "-1/2", "1", "a/b", "0/0"):
+        with pytest.raises(ShardError, match=f"--shard {bad!r}"):
+            parse_shard(bad)
+
+
+def _cli(*args: str) -> subprocess.Popen:
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
+    return subprocess.Popen([sys.executable, "-m", "agentr_lib.shard", *args], cwd=ROOT, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+def _finish(processes: list[subprocess.Popen]) -> None:
+    for process in processes:
+        try:
+            out, _ = process.communicate(timeout=300)
+        finally:
+            if process.poll() is None:
+                process.kill()
+                process.wait()
+        assert process.returncode == 0, out[-3000:]
+
+
+def _tree_files(folder: Path) -> dict[str, dict]:
+    """Tree files by name, without the one wall-clock field (stats.seconds)."""
+    out = {}
+    for path in sorted(folder.glob("*.json")):
+        record = json.loads(path.read_text())
+        record["stats"].pop("seconds")
+        out[path.name] = record
+    return out
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    """Two runs of the same profile: `sharded` (two shard processes at once per step, merged)
+    and `single` (one shard of one, merged)."""
+    root = tmp_path_factory.mktemp("shard")
+    profile = root / "shardtest.yaml"
+    profile.write_text(yaml.safe_dump(PROFILE))
+    sharded, single = root / "sharded", root / "single"
+    for key in STEPS:
+        _finish([_cli("run", "--profile", str(profile), "--run-dir", str(sharded), "--step", key, "--shard", f"{i}/2")
+                 for i in range(2)] + [_cli("run", "--profile", str(profile), "--run-dir", str(single), "--step", key,
+                                            "--shard", "0/1")])
+        _finish([_cli("merge", "--profile", str(profile), "--run-dir", str(sharded), "--step", key, "--shards", "2"),
+                 _cli("merge", "--profile", str(profile), "--run-dir", str(single), "--step", key, "--shards", "1")])
+    return profile, sharded, single
+
+
+@pytest.mark.slow
+def test_merged_shards_equal_the_unsharded_run(runs):
+    profile, sharded, single = runs
+    search = {run: Path(find_step(str(profile), run, "iter1/mcts").parameters["OUT_DIR"]) for run in (sharded, single)}
+    trees = {run: _tree_files(search[run] / "trees") for run in (sharded, single)}
+    assert len(trees[single]) == 5 and trees[sharded] == trees[single]
+
+    evaluation = {run: Path(find_step(str(profile), run, "base/eval").parameters["OUT_DIR"]) for run in (sharded, single)}
+    for name in ("textcraft.jsonl", "textcraft.config.json", "textcraft.metrics.json", "metrics.json"):
+        assert (evaluation[sharded] / name).read_bytes() == (evaluation[single] / name).read_bytes(), name
+    per_shard = [len((shard_dir(evaluation[sharded], i, 2) / "textcraft.jsonl").read_text().splitlines()) for i in range(2)]
+    assert per_shard == [3, 2], "each shard ran its own share"
+
+
+@pytest.mark.slow
+def test_the_steps_notebook_finds_every_task_done_after_the_merge(runs):
+    """What notebook 01 and 04 call on the merged folder resumes everything and samples nothing."""
+    from agentr_lib.evaluate import evaluate
+    from agentr_lib.mcts import MCTSConfig, search_trees
+    from agentr_lib.envs import make_env
+
+    class NoSampling:
+        model_id = None
+
+        def generate(self, *args, **kwargs):
+            raise AssertionError("a merged step has nothing left to sample")
+
+    profile, sharded, _ = runs
+    step = find_step(str(profile), sharded, "iter1/mcts")
+    p = step.parameters
+    config = MCTSConfig(simulations=p["SIMULATIONS"], n_gen=p["N_GEN"], temperature=p["TEMPERATURE"],
+                        max_depth=p["MAX_DEPTH"], c=p["C"], seed=p["SEED"], restore=p["RESTORE"],
+                        max_new_tokens=p["MAX_NEW_TOKENS"], batch_trees=p["BATCH_TREES"])
+    result = search_trees(NoSampling(), lambda: make_env("textcraft"), step_tasks(step, "textcraft"), config,
+                          out_dir=Path(p["OUT_DIR"]) / "trees", env_name="textcraft", progress=False)
+    assert len(result.loaded) == 5 and not result.searched
+
+    step = find_step(str(profile), sharded, "base/eval")
+    out = Path(step.parameters["OUT_DIR"])
+    merged = (out / "textcraft.metrics.json").read_bytes()
+    policy = NoSampling()
+    policy.model_id = json.loads((out / "textcraft.config.json").read_text())["model"]
+    evaluate(policy, "textcraft", step_tasks(step, "textcraft"), out, 3, max_new_tokens=12, progress=False,
+             seed=step.parameters["SEED"])
+    assert (out / "textcraft.metrics.json").read_bytes() == merged
+
+
+@pytest.mark.slow
+def test_a_merge_that_does_not_add_up_names_the_tasks(runs, tmp_path):
+    import shutil
+
+    profile, sharded, _ = runs
+    search = Path(find_step(str(profile), sharded, "iter1/mcts").parameters["OUT_DIR"])
+    copy = tmp_path / "mcts"
+    shutil.copytree(search, copy)
+    tasks = step_tasks(find_step(str(profile), sharded, "iter1/mcts"), "textcraft")
+    removed = sorted(copy.glob("trees/*.json"))[0]
+    removed.unlink()
+    with pytest.raises(ShardError, match=rf"trees missing for tasks \[{int(removed.stem.split('-')[1])}\]"):
+        merge_trees(copy, "textcraft", tasks)
+
+    evaluation = Path(find_step(str(profile), sharded, "base/eval").parameters["OUT_DIR"])
+    copy = tmp_path / "eval"
+    shutil.copytree(evaluation, copy)
+    eval_tasks = step_tasks(find_step(str(profile), sharded, "base/eval"), "textcraft")
+    first = shard_dir(copy, 0, 2) / "textcraft.jsonl"
+    line = first.read_text().splitlines()[0]
+    with open(shard_dir(copy, 1, 2) / "textcraft.jsonl", "a") as handle:
+        handle.write(line + "\n")
+    with pytest.raises(ShardError, match=rf"task {json.loads(line)['key']}: in shard 0 and shard 1 of 2"):
+        merge_episodes(copy, "textcraft", eval_tasks, 2)
+    with pytest.raises(ShardError, match=r"shard 0/3 of textcraft has not run"):
+        merge_episodes(copy, "textcraft", eval_tasks, 3)
+    with pytest.raises(ShardError, match="which does not shard"):
+        merge_step(find_step(str(profile), sharded, "agent_r/iter1/sft"), 2)
