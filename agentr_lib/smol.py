@@ -174,7 +174,9 @@ def resolve(name: str, root: str | Path = MODELS_DIR) -> Path:
     """A pretrained name (layout.PRETRAINED_MODELS) as its model folder, converted when missing."""
     if name == NAME:
         return convert(root)
-    raise SmolError(f"unknown pretrained model {name!r}; expected {NAME!r}")
+    from .smol_warm import resolve_warm  # the warm-started bases built from it
+
+    return resolve_warm(name, root)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
