@@ -63,6 +63,13 @@ class Step:
         return self.notebook.split("_", 1)[0]
 
     @property
+    def cost_kind(self) -> str:
+        """The steps whose measured time predicts this one's (STEP_WEIGHTS): the notebook's
+        number, except the base evaluation, which also samples the revision prefixes and so is
+        no guide to the later evaluations, and the figure notebooks, one kind."""
+        return "base" if self.key == "base/eval" else "figures" if self.after_all else self.kind
+
+    @property
     def executed_notebook(self) -> Path:
         return self.workdir / f"{self.notebook}.ipynb"
 
@@ -360,22 +367,34 @@ def _now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
+#: What one step of each kind (Step.cost_kind) costs relative to the others: seconds per step
+#: of the `tiny` profile's run of commit 8cbd943 on 2 idle cores (the minutes of
+#: experiments/results/tiny-8cbd943.results.json: search 24.6 over 7 steps, SFT 4.4 over 9,
+#: evaluation 6.0 over 10, revision and figures 0.5 over 14), the evaluation minutes split by
+#: the base evaluation taking 1.25x an evaluation of the same model whose prefixes exist
+#: (tiny's notebook 04: 65 s against 52 s, measured on 2 loaded cores). Set-up is not a kind:
+#: it builds the model once and says nothing about the rest.
+STEP_WEIGHTS: dict[str, float] = {"base": 44.0, "01": 211.0, "02": 2.0, "03": 29.0, "04": 35.0, "figures": 2.5}
+
+
 def estimate_left(plan: list[Step], number: int, profile: dict, durations: dict[str, list[float]]) -> float | None:
-    """Seconds left after step `number` (1-based): each remaining step costs the mean of its
-    kind measured in this invocation, else the profile's expected minutes spread over the
-    plan's steps (set-up excluded: it builds the model once). None when nothing is known."""
-    work_steps = [step for step in plan if step.kind != "00"]
-    default = (profile["expected_minutes"] * 60.0 / len(work_steps)) if profile.get("expected_minutes") else None
-    total = 0.0
-    for later in plan[number:]:
-        measured = durations.get(later.kind)
-        if measured:
-            total += sum(measured) / len(measured)
-        elif default is not None:
-            total += default
-        else:
-            return None
-    return total
+    """Seconds left after step `number` (1-based; `durations`: seconds measured in this
+    invocation, by Step.cost_kind). A remaining step of a kind already measured costs that
+    kind's mean; one of a kind not yet measured costs its weight (STEP_WEIGHTS) times the
+    seconds per weight measured so far -- how fast this machine runs this profile -- or, before
+    anything is measured, times the profile's expected minutes spread over the plan's weights.
+    None when nothing is known."""
+    work = [step for step in plan if step.kind != "00"]
+    measured = {kind: seconds for kind, seconds in durations.items() if kind in STEP_WEIGHTS and seconds}
+    if measured:
+        per_weight = (sum(sum(seconds) for seconds in measured.values())
+                      / sum(STEP_WEIGHTS[kind] * len(seconds) for kind, seconds in measured.items()))
+    elif profile.get("expected_minutes"):
+        per_weight = profile["expected_minutes"] * 60.0 / sum(STEP_WEIGHTS[step.cost_kind] for step in work)
+    else:
+        return None
+    return sum(sum(measured[step.cost_kind]) / len(measured[step.cost_kind]) if step.cost_kind in measured
+               else STEP_WEIGHTS[step.cost_kind] * per_weight for step in plan[number:])
 
 
 def run_pipeline(
@@ -504,7 +523,7 @@ def _execute_plan(plan: list[Step], profile: dict, run_dir: Path, figures_dir: P
         if step.key == "setup":
             manifest["setup"] = read_json(step.outputs[0])
         atomic_write_json(manifest_path, manifest)
-        durations.setdefault(step.kind, []).append(seconds)
+        durations.setdefault(step.cost_kind, []).append(seconds)
         left = estimate_left(plan, number, profile, durations)
         print(f"{label}: done in {_clock(seconds)} (elapsed {_clock(time.monotonic() - started)}"
               + (f", about {_clock(left)} left)" if left is not None else ")"), flush=True)
