@@ -40,7 +40,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from .io import atomic_write_json
+from .io import atomic_write_json, read_json
 from .profiles import default
 
 DEFAULT_TARGET_MODULES = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
@@ -206,7 +206,8 @@ def lora_config(config: SFTConfig) -> Any:
                       target_modules=list(config.target_modules), task_type="CAUSAL_LM")
 
 
-def _load_for_training(backend: str, init_model: str, config: SFTConfig) -> tuple[Any, Any, str]:
+def _load_for_training(backend: str, init_model: str, config: SFTConfig,
+                       accelerator: Any = None) -> tuple[Any, Any, str]:
     """(model ready to train, tokenizer, device). `init_model` is a full model folder or a LoRA
     adapter folder (a previous LoRA iteration's model): its adapter is loaded on its base
     model and training continues it, so every iteration's model stays one adapter on the
@@ -225,11 +226,11 @@ def _load_for_training(backend: str, init_model: str, config: SFTConfig) -> tupl
 
     from .llm.base import adapter_base
 
-    device = "cuda" if torch.cuda.is_available() else "cpu"
+    device = str(accelerator.device) if accelerator is not None else "cuda" if torch.cuda.is_available() else "cpu"
     tokenizer = AutoTokenizer.from_pretrained(init_model)
     base = adapter_base(init_model)
     model = AutoModelForCausalLM.from_pretrained(base or init_model,
-                                                 dtype=torch.bfloat16 if device == "cuda" else torch.float32)
+                                                 dtype=torch.bfloat16 if device.startswith("cuda") else torch.float32)
     model.to(device)
     if base:
         from peft import PeftModel
@@ -254,17 +255,57 @@ def _optimizer(backend: str, params: list, config: SFTConfig) -> Any:
     return torch.optim.AdamW(params, lr=config.learning_rate, weight_decay=config.weight_decay)
 
 
+def _accelerator() -> Any:
+    """accelerate's Accelerator when this process is one of several (`accelerate launch` sets
+    WORLD_SIZE: DDP, FSDP or DeepSpeed as its config says), else None: one process trains as
+    it always did, without accelerate. Without CUDA it is gloo on CPU processes (MULTI_CPU):
+    accelerate only picks that when told `cpu=True`."""
+    if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
+        return None
+    import torch
+    from accelerate import Accelerator
+
+    return Accelerator(cpu=not torch.cuda.is_available())
+
+
+def _distributed_backward(accelerator: Any, model: Any, rows: list[dict], pad_id: int, device: str,
+                          grad_accum: int) -> float:
+    """One micro-batch over all processes: process r takes rows r, r + P, ...; its loss is
+    the sum of its trained-token losses over the micro-batch's trained-token count (the
+    model's `num_items_in_batch`), times P because DDP/FSDP average the gradients over the P
+    processes. So the gradient is the single process's on the same micro-batch, whatever P
+    is, and the global batch stays `batch_size` x `grad_accum`. Returns the micro-batch's
+    loss (divided by grad_accum), the same number a single process logs. A process left
+    without a row (a micro-batch smaller than P, e.g. an epoch's last) runs one row with weight
+    0: every process must take part in each backward's gradient exchange, or the others wait."""
+    import torch
+
+    ranks = accelerator.num_processes
+    mine = rows[accelerator.process_index::ranks]
+    weight = 1.0 if mine else 0.0
+    targets = sum(sum(1 for label in row["labels"][1:] if label != -100) for row in rows)
+    batch = {k: v.to(device) for k, v in pad_batch(mine or rows[:1], pad_id).items()}
+    with torch.autocast(device_type="cuda", dtype=torch.bfloat16, enabled=device.startswith("cuda")):
+        loss = model(**batch, num_items_in_batch=max(1, targets)).loss * weight
+    accelerator.backward(loss * ranks / grad_accum)
+    return float(accelerator.reduce(loss.detach(), reduction="sum")) / grad_accum
+
+
 def _train_loop(backend: str, model: Any, tokenizer: Any, rows: dict[str, list], device: str,
-                config: SFTConfig) -> dict:
+                config: SFTConfig, accelerator: Any = None) -> dict:
     """The one training loop of both backends: length-grouped padded batches, AdamW (8-bit
     with Unsloth), warmup + cosine, gradient clipping, bf16 autocast on CUDA. The hf backend
     applies the output head only where a label is trained (`trained_token_loss`); Unsloth's
-    own forward computes the same loss with its fused kernels."""
+    own forward computes the same loss with its fused kernels. Under `accelerate launch`
+    (`accelerator`), each micro-batch is split over the processes (`_distributed_backward`)."""
     import torch
     from tqdm.auto import tqdm
 
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = _optimizer(backend, params, config)
+    if accelerator is not None:
+        model, optimizer = accelerator.prepare(model, optimizer)
+        params = [p for p in model.parameters() if p.requires_grad]
     lengths = [len(x) for x in rows["input_ids"]]
     rng = random.Random(config.seed)
     steps_per_epoch = math.ceil(len(lengths) / config.batch_size / config.grad_accum)
@@ -272,7 +313,7 @@ def _train_loop(backend: str, model: Any, tokenizer: Any, rows: dict[str, list],
     warmup = max(1, int(total * config.warmup_ratio))
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else (tokenizer.eos_token_id or 0)
     loss_of = (lambda batch: model(**batch).loss) if backend == "unsloth" else (lambda batch: trained_token_loss(model, batch))
-    if device == "cuda":
+    if device.startswith("cuda"):
         torch.cuda.reset_peak_memory_stats()
     curve: list[dict] = []
     tokens_trained = tokens_seen = 0
@@ -280,7 +321,8 @@ def _train_loop(backend: str, model: Any, tokenizer: Any, rows: dict[str, list],
     stopped_by_time = False
     step = 0
     queue: list[list[int]] = []
-    bar = tqdm(total=total, desc="sft", disable=not config.progress)
+    bar = tqdm(total=total, desc="sft", disable=not config.progress or (accelerator is not None and
+                                                                      not accelerator.is_main_process))
     model.train()
     running = 0.0
     while step < total:
@@ -290,15 +332,22 @@ def _train_loop(backend: str, model: Any, tokenizer: Any, rows: dict[str, list],
             if not queue:
                 queue = _batches(lengths, config.batch_size, rng)
             index = queue.pop()
-            batch = pad_batch([{"input_ids": rows["input_ids"][i], "labels": rows["labels"][i]} for i in index], pad_id)
-            batch = {k: v.to(device) for k, v in batch.items()}
+            micro = [{"input_ids": rows["input_ids"][i], "labels": rows["labels"][i]} for i in index]
+            if accelerator is not None:
+                step_loss += _distributed_backward(accelerator, model, micro, pad_id, device, config.grad_accum)
+                tokens_trained += sum(sum(1 for label in row["labels"] if label != -100) for row in micro)
+                tokens_seen += sum(len(row["input_ids"]) for row in micro)
+                continue
+            batch = {k: v.to(device) for k, v in pad_batch(micro, pad_id).items()}
             with torch.autocast(device_type="cuda", dtype=torch.bfloat16, enabled=device == "cuda"):
                 loss = loss_of(batch) / config.grad_accum
             loss.backward()
             step_loss += float(loss.detach())
             tokens_trained += int((batch["labels"] != -100).sum())
             tokens_seen += int(batch["attention_mask"].sum())
-        if config.max_grad_norm:
+        if config.max_grad_norm and accelerator is not None:
+            accelerator.clip_grad_norm_(params, config.max_grad_norm)
+        elif config.max_grad_norm:
             torch.nn.utils.clip_grad_norm_(params, config.max_grad_norm)
         for group in optimizer.param_groups:
             group["lr"] = _lr_at(step, total, warmup, config.learning_rate)
@@ -323,13 +372,16 @@ def _train_loop(backend: str, model: Any, tokenizer: Any, rows: dict[str, list],
         "tokens_per_s": round(tokens_seen / seconds, 1) if seconds else None, "stopped_by_time_limit": stopped_by_time,
         "threads": torch.get_num_threads(), "device": device, "trainable_params": sum(p.numel() for p in params),
         "dtype": str(next(model.parameters()).dtype).removeprefix("torch."),
-        "peak_memory_gb": round(torch.cuda.max_memory_allocated() / 2**30, 3) if device == "cuda" else None,
+        "peak_memory_gb": round(torch.cuda.max_memory_allocated() / 2**30, 3) if device.startswith("cuda") else None,
+        "processes": accelerator.num_processes if accelerator is not None else 1,
     }
 
 
-def _save(backend: str, model: Any, tokenizer: Any, out_dir: Path, config: SFTConfig) -> None:
+def _save(backend: str, model: Any, tokenizer: Any, out_dir: Path, config: SFTConfig,
+          state_dict: dict | None = None) -> None:
     """adapter/ (LoRA; the adapter config names the run's base model) and merged/ (the full
-    model: merged in 16 bits by Unsloth, by peft's merge_and_unload otherwise)."""
+    model: merged in 16 bits by Unsloth, by peft's merge_and_unload otherwise). `state_dict`:
+    a full model's weights gathered from FSDP/ZeRO-3 shards (`_save_distributed`)."""
     out_dir.mkdir(parents=True, exist_ok=True)
     if config.lora and config.save_adapter:
         model.save_pretrained(out_dir / "adapter")
@@ -342,8 +394,17 @@ def _save(backend: str, model: Any, tokenizer: Any, out_dir: Path, config: SFTCo
         save_merged(model, tokenizer, out_dir / "merged")
         return
     merged = model.merge_and_unload() if config.lora else model
-    merged.save_pretrained(out_dir / "merged")
+    merged.save_pretrained(out_dir / "merged", **({"state_dict": state_dict} if state_dict and not config.lora else {}))
     tokenizer.save_pretrained(out_dir / "merged")
+
+
+def _save_distributed(accelerator: Any, model: Any, tokenizer: Any, out_dir: Path, config: SFTConfig) -> None:
+    """Every process gathers the full weights (a collective: FSDP and ZeRO-3 hold shards),
+    then process 0 alone writes what `_save` writes, in the layout the next step loads."""
+    state_dict = accelerator.get_state_dict(model)
+    if accelerator.is_main_process:
+        _save("hf", accelerator.unwrap_model(model), tokenizer, out_dir, config, state_dict=state_dict)
+    accelerator.wait_for_everyone()
 
 
 def identity_adapter(base_model: str, folder: str | os.PathLike, config: SFTConfig) -> Path:
@@ -410,7 +471,14 @@ def train_sft(base_model: str | os.PathLike, dataset: Any, out_dir: str | os.Pat
     if name == "unsloth" and not config.lora:
         raise ValueError("backend 'unsloth' trains LoRA adapters only (sft.lora: true); use backend 'hf' for "
                          "full fine-tuning")
+    accelerator = _accelerator()
+    if accelerator is not None and name != "hf":
+        raise ValueError(f"sft.backend {name!r} under accelerate launch: only the hf backend trains on several processes")
+    main = accelerator is None or accelerator.is_main_process
     if len(dataset) == 0:  # the search found nothing to learn from: carry the model over
+        if not main:  # process 0 writes the carried-over model
+            accelerator.wait_for_everyone()
+            return read_json(out_dir / "train_metrics.json")
         out_dir.mkdir(parents=True, exist_ok=True)
         metrics = {"steps": 0, "curve": [], "tokens_trained": 0, "tokens_per_s": None, "final_loss": None,
                    "masked_fraction": None, "data": {"examples_in": 0, "examples_kept": 0, "per_kind": {}},
@@ -418,13 +486,18 @@ def train_sft(base_model: str | os.PathLike, dataset: Any, out_dir: str | os.Pat
                    "backend": name, "backend_reason": reason, "init_from": config.init_from,
                    "base_model": str(base_model), "outputs": _carry_over(str(base_model), out_dir, config)}
         atomic_write_json(out_dir / "train_metrics.json", metrics)
+        if accelerator is not None:
+            accelerator.wait_for_everyone()
         return metrics
-    model, tokenizer, device = _load_for_training(name, str(base_model), config)
+    model, tokenizer, device = _load_for_training(name, str(base_model), config, accelerator)
     rows, data_stats = _ensure_tokenized(dataset, tokenizer, config.max_seq_length)
     if not rows["input_ids"]:
         raise ValueError("no training examples left after tokenization (all dropped: no trained tokens)")
-    metrics = _train_loop(name, model, tokenizer, rows, device, config)
-    _save(name, model, tokenizer, out_dir, config)
+    metrics = _train_loop(name, model, tokenizer, rows, device, config, accelerator)
+    if accelerator is None:
+        _save(name, model, tokenizer, out_dir, config)
+    else:
+        _save_distributed(accelerator, model, tokenizer, out_dir, config)
     adapter = str(out_dir / "adapter") if config.lora and config.save_adapter else None
     merged = str(out_dir / "merged") if config.save_merged else None
     metrics.update({
@@ -434,5 +507,6 @@ def train_sft(base_model: str | os.PathLike, dataset: Any, out_dir: str | os.Pat
         "masked_fraction": data_stats.get("masked_fraction"),
         "outputs": {"adapter": adapter, "merged": merged, "model": adapter if config.lora and adapter else merged},
     })
-    atomic_write_json(out_dir / "train_metrics.json", metrics)
+    if main:
+        atomic_write_json(out_dir / "train_metrics.json", metrics)
     return metrics
