@@ -4,9 +4,10 @@ split over the processes, the trained-token loss unchanged), and process 0 saves
 layout the next step loads.
 
 Mode covered: DDP on CPU (gloo). `accelerate launch --cpu` starts a single process in
-accelerate 1.15 (its simple launcher), so the test launches with `--multi_gpu --num_processes 2`
-on this GPU-less machine, which is torchrun; train._accelerator asks accelerate for CPU, and
-the processes form a MULTI_CPU gloo group. FSDP / ZeRO-3 (the paper-full profile's accelerate
+accelerate 1.15 (its simple launcher), so the test launches with the shipped
+profiles/accelerate/ddp-cpu-2.yaml (distributed_type MULTI_GPU: torchrun) on this GPU-less
+machine; train._accelerator asks accelerate for CPU, and the processes form a MULTI_CPU gloo
+group. FSDP / ZeRO-3 (the paper-full profile's accelerate
 config) need GPUs and are not run here.
 
 Data: 7 rows in micro-batches of 3 (3, 3, 1): in the 1-row one, a process has no row of its own.
@@ -31,6 +32,8 @@ from agentr_lib.io import write_jsonl
 from agentr_lib.llm import load_policy
 
 ROOT = Path(__file__).resolve().parents[1]
+CPU_CONFIG = ROOT / "agentr_lib" / "profiles" / "accelerate" / "ddp-cpu-2.yaml"
+FSDP_CONFIG = ROOT / "agentr_lib" / "profiles" / "accelerate" / "fsdp-8x80gb.yaml"
 LOSS_RTOL = 1e-4
 WEIGHT_ATOL = 1e-5
 CONFIG = {"batch_size": 3, "grad_accum": 2, "max_steps": 3, "learning_rate": 5e-3, "warmup_ratio": 0.0,
@@ -41,9 +44,8 @@ def _train(init: Path, data: Path, out: Path, config: dict, processes: int) -> d
     command = [sys.executable, "-m", "agentr_lib.train_cli", "--init-model", str(init), "--rows", str(data),
                "--out-dir", str(out), "--config", json.dumps(config)]
     if processes > 1:
-        command = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", str(processes),
-                   "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no", "--main_process_port",
-                   str(_free_port()), *command[1:]]
+        command = [sys.executable, "-m", "accelerate.commands.launch", "--config_file", str(CPU_CONFIG),
+                   "--num_processes", str(processes), "--main_process_port", str(_free_port()), *command[1:]]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1", "CUDA_VISIBLE_DEVICES": ""}
     done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
@@ -99,3 +101,20 @@ def test_two_processes_train_what_one_trains_at_the_same_global_batch(data, lora
     conversations = [r["messages"][:3] for r in rows(2)]
     assert load_policy("hf", str(model)).generate(conversations, max_new_tokens=8) == \
         load_policy("hf", one["outputs"]["model"]).generate(conversations, max_new_tokens=8), "the next step loads it"
+
+
+def test_the_paper_full_profile_and_its_fsdp_config_describe_8_gpus_full_fine_tuning():
+    """Not run (no GPU here): what is checked is that they load and say what the README says."""
+    from accelerate.commands.config.config_args import load_config_from_file
+    from accelerate.utils import DistributedType
+
+    from agentr_lib.profiles import load_profile
+
+    profile = load_profile("paper-full")
+    assert (profile["sft"]["lora"], profile["sft"]["backend"], profile["model"]) == (
+        False, "hf", "meta-llama/Llama-3.1-8B-Instruct")
+    fsdp = load_config_from_file(str(FSDP_CONFIG))
+    assert (fsdp.distributed_type, fsdp.num_processes, fsdp.mixed_precision) == (DistributedType.FSDP, 8, "bf16")
+    assert fsdp.fsdp_config["fsdp_sharding_strategy"] == "FULL_SHARD"
+    assert fsdp.fsdp_config["fsdp_state_dict_type"] == "FULL_STATE_DICT", "process 0 saves one loadable merged/"
+    assert load_config_from_file(str(CPU_CONFIG)).num_processes == 2
