@@ -483,6 +483,7 @@ def train_sft(base_model: str | os.PathLike, dataset: Any, out_dir: str | os.Pat
         metrics = {"steps": 0, "curve": [], "tokens_trained": 0, "tokens_per_s": None, "final_loss": None,
                    "masked_fraction": None, "data": {"examples_in": 0, "examples_kept": 0, "per_kind": {}},
                    "note": "no training rows: the model is carried over unchanged",
+                   "processes": accelerator.num_processes if accelerator is not None else 1,
                    "backend": name, "backend_reason": reason, "init_from": config.init_from,
                    "base_model": str(base_model), "outputs": _carry_over(str(base_model), out_dir, config)}
         atomic_write_json(out_dir / "train_metrics.json", metrics)

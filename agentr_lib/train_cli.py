@@ -22,6 +22,38 @@ from pathlib import Path
 from typing import Any
 
 
+def trained_by_launch(init_model: str, out_dir: str | Path, config: Any) -> dict | None:
+    """The metrics of an SFT this CLI ran into `out_dir` from `init_model` with `config` under
+    `accelerate launch` (on several processes), so notebook 03 loads it instead of training
+    again on one; None when no multi-process training is recorded there (the notebook then
+    trains as always). train_metrics.json is written last (after the model), so its presence
+    certifies the model. One with other settings raises, naming the file and what differs."""
+    from dataclasses import asdict
+
+    from .io import read_json
+
+    path = Path(out_dir) / "train_metrics.json"
+    if not path.exists():
+        return None
+    metrics = read_json(path)
+    if int(metrics.get("processes") or 1) <= 1:
+        return None
+    wanted = {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(config).items() if k != "progress"}
+    found = {k: v for k, v in (metrics.get("config") or {}).items() if k != "progress"}
+    changed = {k: (found.get(k), v) for k, v in wanted.items() if found.get(k) != v}
+    if str(metrics.get("base_model")) != str(init_model):
+        changed["init_model"] = (metrics.get("base_model"), str(init_model))
+    if metrics.get("steps") == 0:  # carried over (no training rows): no config was recorded
+        changed = {k: v for k, v in changed.items() if k == "init_model"}
+    if changed:
+        raise ValueError(f"{path}: an SFT with other settings is already there {changed} (found, wanted); "
+                         "delete the folder to train again")
+    if not Path(metrics["outputs"]["model"]).exists():
+        raise ValueError(f"{path}: names the model {metrics['outputs']['model']}, which is missing; delete the "
+                         "folder to train again")
+    return metrics
+
+
 def step_training(profile: str, run_dir: str, key: str) -> tuple[str, Any, str, Any, str]:
     """(init model, dataset, out dir, SFTConfig, backend) of a pipeline SFT step, as notebook 03
     builds them from its parameters."""

@@ -30,6 +30,8 @@ from test_lora import rows
 
 from agentr_lib.io import write_jsonl
 from agentr_lib.llm import load_policy
+from agentr_lib.train import SFTConfig
+from agentr_lib.train_cli import trained_by_launch
 
 ROOT = Path(__file__).resolve().parents[1]
 CPU_CONFIG = ROOT / "agentr_lib" / "profiles" / "accelerate" / "ddp-cpu-2.yaml"
@@ -98,6 +100,12 @@ def test_two_processes_train_what_one_trains_at_the_same_global_batch(data, lora
     if not lora:
         start = _weights(init)
         assert any(float((mine[k] - start[k]).abs().max()) > 1e-3 for k in mine), "full fine-tuning moved the weights"
+    # notebook 03 loads the launched run instead of training again, and trains where one process did
+    config_of = SFTConfig(**config)
+    assert trained_by_launch(str(init), root / f"two-{lora}", config_of)["processes"] == 2
+    assert trained_by_launch(str(init), root / f"one-{lora}", config_of) is None
+    with pytest.raises(ValueError, match=r"other settings is already there \{'learning_rate': \(0.005, 0.1\)\}"):
+        trained_by_launch(str(init), root / f"two-{lora}", SFTConfig(**{**config, "learning_rate": 0.1}))
     conversations = [r["messages"][:3] for r in rows(2)]
     assert load_policy("hf", str(model)).generate(conversations, max_new_tokens=8) == \
         load_policy("hf", one["outputs"]["model"]).generate(conversations, max_new_tokens=8), "the next step loads it"
