@@ -285,3 +285,22 @@ def load_adapter(endpoint: str, name: str, path: str, api_key: str = "", timeout
         hint = ("the server must run with --enable-lora, a --max-lora-rank at least the adapter's r and "
                 "VLLM_ALLOW_RUNTIME_LORA_UPDATING=True, and read the adapter's path (a shared run folder)")
         raise OpenAIError(f"backend 'served': loading adapter {path} into {endpoint} failed: {err}; {hint}") from err
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Print `server_args` (for `vllm serve $(python -m agentr_lib.llm.served MODEL) --port ...`)."""
+    import argparse
+    import shlex
+
+    parser = argparse.ArgumentParser(prog="python -m agentr_lib.llm.served", description=main.__doc__)
+    parser.add_argument("model", help="the model folder (or hub name) the run samples: its base model")
+    parser.add_argument("--device", default="cuda", choices=("cuda", "cpu"))
+    parser.add_argument("--max-lora-rank", type=int, default=None, help="LoRA runs: the profile's sft.lora_r")
+    parser.add_argument("--max-model-len", type=int, default=None)
+    args = parser.parse_args(argv)
+    print(shlex.join(server_args(args.model, args.device, args.max_lora_rank, args.max_model_len)))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
