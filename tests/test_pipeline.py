@@ -142,6 +142,8 @@ def test_finished_steps_are_skipped_and_run_json_says_done(fake):
     manifest = read_json(run_dir / "run.json")
     assert {record["status"] for record in manifest["steps"].values()} == {"done"}
     assert manifest["finished"] and not manifest.get("interruptions")
+    assert manifest["machine"]["cpu"] and set(manifest["machine"]["vector_isa"]) <= set(pipeline.VECTOR_ISA), \
+        "what decides the kernels (and so the bits) is recorded"
     assert not str(run_dir) in json.dumps(read_json(pipeline.marker_path(run_dir, "agent_r/iter1/sft"))), \
         "markers hold paths relative to the run folder"
 
