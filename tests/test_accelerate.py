@@ -7,8 +7,9 @@ Mode covered: DDP on CPU (gloo). `accelerate launch --cpu` starts a single proce
 accelerate 1.15 (its simple launcher), so the test launches with the shipped
 profiles/accelerate/ddp-cpu-2.yaml (distributed_type MULTI_GPU: torchrun) on this GPU-less
 machine; train._accelerator asks accelerate for CPU, and the processes form a MULTI_CPU gloo
-group. FSDP / ZeRO-3 (the paper-full profile's accelerate
-config) need GPUs and are not run here.
+group. FSDP (the paper-full profile's accelerate config) and ZeRO-3 are not run: accelerate 1.15
+refuses FSDP without a GPU ("There are currently no available devices found", tried with that
+config cut to 2 CPU processes).
 
 Data: 7 rows in micro-batches of 3 (3, 3, 1): in the 1-row one, a process has no row of its own.
 

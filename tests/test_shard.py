@@ -158,3 +158,34 @@ def test_a_merge_that_does_not_add_up_names_the_tasks(runs, tmp_path):
         merge_episodes(copy, "textcraft", eval_tasks, 3)
     with pytest.raises(ShardError, match="which does not shard"):
         merge_step(find_step(str(profile), sharded, "agent_r/iter1/sft"), 2)
+
+
+@pytest.mark.slow
+def test_a_killed_shard_rerun_resumes_and_the_merge_is_unchanged(runs, tmp_path):
+    """A shard that died mid-way (one tree and one episode of its share lost) is rerun: it
+    searches and evaluates only what is missing, and the merge gives the same files."""
+    import shutil
+
+    from agentr_lib.shard import run_shard
+
+    profile, sharded, _ = runs
+    copy = tmp_path / "run"
+    shutil.copytree(sharded, copy)
+    search = find_step(str(profile), copy, "iter1/mcts")
+    trees = Path(search.parameters["OUT_DIR"]) / "trees"
+    lost_tree = trees / f"textcraft-{shard_tasks(step_tasks(search, 'textcraft'), 1, 2)[-1]:06d}.json"
+    lost_tree.unlink()
+    evaluation = find_step(str(profile), copy, "base/eval")
+    episodes = shard_dir(evaluation.parameters["OUT_DIR"], 1, 2) / "textcraft.jsonl"
+    kept = episodes.read_text().splitlines()[:-1]
+    episodes.write_text("".join(line + "\n" for line in kept))
+    merged = (Path(evaluation.parameters["OUT_DIR"]) / "textcraft.jsonl").read_bytes()
+
+    run_shard(search, 1, 2, progress=False)
+    run_shard(evaluation, 1, 2, progress=False)
+    assert _tree_files(trees) == _tree_files(Path(find_step(str(profile), sharded, "iter1/mcts").parameters["OUT_DIR"])
+                                             / "trees")
+    assert len(episodes.read_text().splitlines()) == len(kept) + 1, "only the lost episode ran again"
+    merge_step(search, 2)
+    merge_step(evaluation, 2)
+    assert (Path(evaluation.parameters["OUT_DIR"]) / "textcraft.jsonl").read_bytes() == merged
