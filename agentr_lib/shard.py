@@ -21,9 +21,15 @@ so the split changes nothing a batch-invariant sampler draws.
 - A shard killed and rerun resumes like a single run (the trees and episodes it finished
   are kept).
 
-    python -m agentr_lib.shard steps --profile P --run-dir D             # the steps that shard
-    python -m agentr_lib.shard run   --profile P --run-dir D --step KEY --shard 0/2
-    python -m agentr_lib.shard merge --profile P --run-dir D --step KEY --shards 2
+    python -m agentr_lib.shard steps   --profile P --run-dir D [--all]     # the steps that shard (--all: every step)
+    python -m agentr_lib.shard prepare --profile P --run-dir D --step KEY  # once, before a step's workers
+    python -m agentr_lib.shard run     --profile P --run-dir D --step KEY --shard 0/2
+    python -m agentr_lib.shard merge   --profile P --run-dir D --step KEY --shards 2
+
+The pipeline's step markers decide what a worker does, as they decide what the pipeline does:
+a done step is skipped (`run` says so and exits 0); a stale one (its inputs changed since it
+finished) is refused until `prepare` removed its outputs and marker, as the pipeline's redo
+removes them (once, in one process: N workers doing it would delete each other's files).
 """
 
 from __future__ import annotations
@@ -36,6 +42,8 @@ from typing import Any
 
 #: The notebooks whose steps shard: search and evaluation.
 SHARDED_NOTEBOOKS: tuple[str, ...] = ("01_mcts_collection", "04_evaluation")
+#: What each notebook's step is, in `steps --all`'s listing.
+STEP_KINDS: dict[str, str] = {"01_mcts_collection": "search", "04_evaluation": "eval", "03_sft_unsloth": "sft"}
 
 
 class ShardError(ValueError):
@@ -68,9 +76,10 @@ def shard_dir(out_dir: str | Path, index: int, count: int) -> Path:
 # ---- the step's parameters ---------------------------------------------------------
 
 
-def find_step(profile: str, run_dir: str | Path, key: str, figures_dir: str | Path | None = None) -> Any:
+def find_step(profile: str, run_dir: str | Path, key: str, figures_dir: str | Path | None = None,
+              notebooks: tuple[str, ...] = SHARDED_NOTEBOOKS) -> Any:
     """The pipeline step `key` of this profile's run in `run_dir` (pipeline.build_plan), which
-    must be a search or an evaluation step."""
+    must run one of `notebooks` (default: a search or an evaluation step)."""
     from .pipeline import build_plan
     from .profiles import load_profile
 
@@ -79,10 +88,53 @@ def find_step(profile: str, run_dir: str | Path, key: str, figures_dir: str | Pa
     steps = {step.key: step for step in plan}
     if key not in steps:
         raise ShardError(f"--step {key!r}: not a step of profile {loaded['name']!r}; its steps are {list(steps)}")
-    if steps[key].notebook not in SHARDED_NOTEBOOKS:
-        shardable = [k for k, s in steps.items() if s.notebook in SHARDED_NOTEBOOKS]
+    if steps[key].notebook not in notebooks:
+        shardable = [k for k, s in steps.items() if s.notebook in notebooks]
         raise ShardError(f"--step {key!r} runs {steps[key].notebook}, which does not shard; these do: {shardable}")
     return steps[key]
+
+
+def step_status(profile: str, run_dir: str | Path, key: str, figures_dir: str | Path | None = None) -> tuple[str, str]:
+    """(state, why) of step `key` as the pipeline judges it from its marker and the markers of
+    the steps before it: "done", "stale", "resume" or "todo" (pipeline.step_state)."""
+    from .pipeline import build_plan, read_marker, step_state
+    from .profiles import load_profile
+
+    run_dir = Path(run_dir)
+    upstream: dict[str, dict] = {}
+    for step in build_plan(load_profile(profile), run_dir, Path(figures_dir or run_dir / "figures")):
+        if step.key == key:
+            return step_state(step, run_dir, upstream)
+        marker, _ = read_marker(run_dir, step.key)
+        if marker is not None:
+            upstream[step.key] = marker
+    raise ShardError(f"--step {key!r}: not a step of profile {profile!r}")
+
+
+def check_runnable(profile: str, run_dir: str | Path, key: str, figures_dir: str | Path | None = None) -> bool:
+    """False when the step is done (nothing to run); raises for a stale step (`prepare` it
+    first); True otherwise."""
+    state, why = step_status(profile, run_dir, key, figures_dir)
+    if state == "stale":
+        raise ShardError(f"step {key} is stale ({why}): run `python -m agentr_lib.shard prepare --profile {profile} "
+                         f"--run-dir {run_dir} --step {key}` once, then its workers")
+    return state != "done"
+
+
+def prepare_step(step: Any, profile: str, run_dir: str | Path, figures_dir: str | Path | None = None) -> str:
+    """Make a stale step's folders fresh as the pipeline's redo does (its output folders and
+    marker removed), so that the pipeline resumes from what the workers write instead of
+    deleting it; any other state is left as it is. Returns the state found."""
+    import shutil
+
+    from .pipeline import marker_path
+
+    state, _ = step_status(profile, run_dir, step.key, figures_dir)
+    if state == "stale":
+        for folder in step.output_dirs:
+            shutil.rmtree(folder, ignore_errors=True)
+        marker_path(Path(run_dir), step.key).unlink(missing_ok=True)
+    return state
 
 
 def step_tasks(step: Any, env_name: str) -> list[int]:
@@ -214,13 +266,14 @@ def merge_step(step: Any, count: int) -> dict[str, int]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m agentr_lib.shard", description=__doc__.split("\n\n")[0])
-    parser.add_argument("command", choices=("steps", "run", "merge"))
+    parser.add_argument("command", choices=("steps", "prepare", "run", "merge"))
     parser.add_argument("--profile", required=True, help="a profile name or YAML path (as the pipeline takes it)")
     parser.add_argument("--run-dir", required=True, help="the run folder (shared by every worker)")
     parser.add_argument("--figures-dir", default=None, help="as the pipeline's (only the plan's paths read it)")
     parser.add_argument("--step", help="the step key, e.g. iter1/mcts or agent_r/iter1/eval")
     parser.add_argument("--shard", help="run: i/N")
     parser.add_argument("--shards", type=int, help="merge: N")
+    parser.add_argument("--all", action="store_true", help="steps: every step with its kind (search, eval, sft, other)")
     args = parser.parse_args(argv)
     try:
         if args.command == "steps":
@@ -229,12 +282,23 @@ def main(argv: list[str] | None = None) -> int:
 
             plan = build_plan(load_profile(args.profile), Path(args.run_dir),
                               Path(args.figures_dir or Path(args.run_dir) / "figures"))
-            print("\n".join(s.key for s in plan if s.notebook in SHARDED_NOTEBOOKS))
+            for s in plan:
+                if args.all:
+                    print(s.key, STEP_KINDS.get(s.notebook, "other"))
+                elif s.notebook in SHARDED_NOTEBOOKS:
+                    print(s.key)
             return 0
         if not args.step:
             raise ShardError(f"{args.command}: --step is required")
-        step = find_step(args.profile, args.run_dir, args.step, args.figures_dir)
-        if args.command == "run":
+        step = find_step(args.profile, args.run_dir, args.step, args.figures_dir,
+                         tuple(STEP_KINDS) if args.command == "prepare" else SHARDED_NOTEBOOKS)
+        if args.command == "prepare":
+            state = prepare_step(step, args.profile, args.run_dir, args.figures_dir)
+            print(f"{args.step}: {state}" + (": its outputs and marker removed, ready for its workers"
+                                              if state == "stale" else ""))
+        elif args.command == "run" and not check_runnable(args.profile, args.run_dir, args.step, args.figures_dir):
+            print(f"{args.step}: already done, nothing to run")
+        elif args.command == "run":
             if not args.shard:
                 raise ShardError("run: --shard i/N is required")
             index, count = parse_shard(args.shard)

@@ -95,6 +95,16 @@ def main(argv: list[str] | None = None) -> int:
     if args.step:
         if not (args.profile and args.run_dir):
             parser.error("--step needs --profile and --run-dir")
+        from .shard import ShardError, check_runnable
+
+        try:
+            runnable = check_runnable(args.profile, args.run_dir, args.step)
+        except ShardError as err:
+            print(f"error: {err}", file=sys.stderr)
+            return 2
+        if not runnable:
+            print(f"{args.step}: already done, nothing to train")
+            return 0
         init_model, dataset, out_dir, config, backend = step_training(args.profile, args.run_dir, args.step)
     elif args.init_model and args.rows and args.out_dir:
         init_model, dataset, out_dir, backend = args.init_model, read_jsonl(args.rows), args.out_dir, args.backend

@@ -189,3 +189,41 @@ def test_a_killed_shard_rerun_resumes_and_the_merge_is_unchanged(runs, tmp_path)
     merge_step(search, 2)
     merge_step(evaluation, 2)
     assert (Path(evaluation.parameters["OUT_DIR"]) / "textcraft.jsonl").read_bytes() == merged
+
+
+def test_workers_follow_the_pipelines_step_markers(runs, tmp_path, capsys):
+    """A done step is skipped, a stale one refused until `prepare` cleared it (once, before
+    its workers), as the pipeline would redo it; the SFT launcher obeys the same markers."""
+    import shutil
+
+    from agentr_lib.pipeline import inputs_fingerprint, marker_path, outputs_digest
+    from agentr_lib.shard import main
+    from agentr_lib.train_cli import main as train_main
+
+    profile, sharded, _ = runs
+    run = tmp_path / "run"
+    shutil.copytree(sharded, run)
+    step = find_step(str(profile), run, "iter1/mcts")
+    common = ["--profile", str(profile), "--run-dir", str(run), "--step", "iter1/mcts"]
+    for path in step.outputs:  # what notebook 01 writes last
+        path.write_text("{}\n")
+    marker = marker_path(run, step.key)
+    marker.parent.mkdir(parents=True, exist_ok=True)
+    marker.write_text(json.dumps({"key": step.key, "status": "done", "inputs": inputs_fingerprint(step, run, {}),
+                                  "outputs": outputs_digest(step, run)}))
+    assert main(["run", *common, "--shard", "0/2"]) == 0
+    assert "iter1/mcts: already done, nothing to run" in capsys.readouterr().out
+
+    marker.write_text(json.dumps({"key": step.key, "status": "done", "inputs": "another model"}))
+    assert main(["run", *common, "--shard", "0/2"]) == 2
+    assert "step iter1/mcts is stale (its inputs changed" in capsys.readouterr().err
+    assert main(["prepare", *common]) == 0
+    assert "iter1/mcts: stale: its outputs and marker removed" in capsys.readouterr().out
+    assert not marker.exists() and not Path(step.parameters["OUT_DIR"]).exists()
+    assert main(["prepare", *common]) == 0 and "iter1/mcts: todo" in capsys.readouterr().out
+
+    sft = find_step(str(profile), run, "agent_r/iter1/sft", notebooks=("03_sft_unsloth",))
+    sft_marker = marker_path(run, sft.key)
+    sft_marker.write_text(json.dumps({"key": sft.key, "status": "done", "inputs": "old data"}))
+    assert train_main(["--profile", str(profile), "--run-dir", str(run), "--step", sft.key]) == 2
+    assert "step agent_r/iter1/sft is stale" in capsys.readouterr().err
