@@ -80,7 +80,7 @@ class ServedPolicy:
     backend_name = "served"
 
     def __init__(self, endpoints: Sequence[str], tokenizer: Any, served_model: str, max_model_len: int,
-                 context_budget: int | None = None, timeout: float = 600.0, max_retries: int = 3,
+                 context_budget: int | None = None, timeout: float = 300.0, max_retries: int = 3,
                  backoff: float = 1.0, max_workers: int = 32, api_key: str = "") -> None:
         if not endpoints:
             raise ValueError("backend 'served' needs at least one endpoint (the profile's llm.endpoints)")
@@ -115,7 +115,7 @@ class ServedPolicy:
         context_budget: int | None = None,
         adapter: str | os.PathLike | None = None,
         served_model: str | None = None,
-        timeout: float = 600.0,
+        timeout: float = 300.0,
         connect_timeout: float = 10.0,
         max_retries: int = 3,
         backoff: float = 1.0,
