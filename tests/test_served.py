@@ -223,7 +223,9 @@ def test_sampled_search_agreement_with_the_in_process_engine(served):
 
 
 @pytest.mark.slow
-def test_an_iterations_adapter_is_loaded_into_the_running_server(served):
+def test_an_iterations_adapter_is_loaded_into_the_running_server(served, tmp_path):
+    from agentr_lib.evaluate import evaluate
+
     server, base, adapter, engine = served
     conversations = [[{"role": "user", "content": f"Goal: craft {i} stick."}] for i in range(4)]
     policy = load_policy("served", str(adapter), endpoints=[server.endpoint])
@@ -237,6 +239,12 @@ def test_an_iterations_adapter_is_loaded_into_the_running_server(served):
     assert with_adapter != plain.generate(conversations, max_new_tokens=12), "the adapter changes what is sampled"
     again = load_policy("served", str(adapter), endpoints=[server.endpoint])  # a second shard: already loaded
     assert again.served_model == policy.served_model
+    episodes = {}
+    for name, sampler in (("served", policy), ("in_process", engine)):  # the iteration's evaluation
+        evaluate(sampler, "counter", [1, 2, 3], tmp_path / name, max_turns=3, max_new_tokens=12, envs=CounterEnv,
+                 progress=False)
+        episodes[name] = sorted((tmp_path / name / "counter.jsonl").read_text().splitlines())
+    assert episodes["served"] == episodes["in_process"]
 
 
 @pytest.mark.slow
