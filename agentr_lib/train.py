@@ -229,8 +229,10 @@ def _load_for_training(backend: str, init_model: str, config: SFTConfig,
     device = str(accelerator.device) if accelerator is not None else "cuda" if torch.cuda.is_available() else "cpu"
     tokenizer = AutoTokenizer.from_pretrained(init_model)
     base = adapter_base(init_model)
-    model = AutoModelForCausalLM.from_pretrained(base or init_model,
-                                                 dtype=torch.bfloat16 if device.startswith("cuda") else torch.float32)
+    # full fine-tuning on several GPUs keeps fp32 weights, which FSDP/DDP shard and accelerate's
+    # mixed_precision computes in bf16: AdamW's ~1e-5 relative updates would round away in bf16 weights
+    half = device.startswith("cuda") and (accelerator is None or config.lora)
+    model = AutoModelForCausalLM.from_pretrained(base or init_model, dtype=torch.bfloat16 if half else torch.float32)
     model.to(device)
     if base:
         from peft import PeftModel
