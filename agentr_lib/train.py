@@ -348,7 +348,7 @@ def _train_loop(backend: str, model: Any, tokenizer: Any, rows: dict[str, list],
             tokens_trained += int((batch["labels"] != -100).sum())
             tokens_seen += int(batch["attention_mask"].sum())
         if config.max_grad_norm and accelerator is not None:
-            accelerator.clip_grad_norm_(params, config.max_grad_norm)
+            accelerator.clip_grad_norm_(model.parameters(), config.max_grad_norm)  # FSDP: its own clip (the model's list)
         elif config.max_grad_norm:
             torch.nn.utils.clip_grad_norm_(params, config.max_grad_norm)
         for group in optimizer.param_groups:
