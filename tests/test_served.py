@@ -280,3 +280,25 @@ def test_killing_the_server_mid_search_is_a_clear_error_and_the_search_resumes(s
     for path in sorted(reference.glob("*.json")):
         ours, theirs = json.loads((out / path.name).read_text()), json.loads(path.read_text())
         assert ours["nodes"] == theirs["nodes"], path.name
+
+
+@pytest.mark.slow
+def test_server_args_are_the_in_process_engines_settings(served):
+    """`served.server_args` restates `VLLMPolicy.load`'s engine settings for `vllm serve`: a
+    change to one without the other would make the server sample otherwise."""
+    import torch
+
+    from agentr_lib.llm.served import server_args
+
+    _, base, _, engine = served
+    args = server_args(base, device="cpu")
+    value = {name: args[i + 1] for i, name in enumerate(args) if name.startswith("--") and i + 1 < len(args)
+             and not args[i + 1].startswith("--")}
+    config = engine.llm.llm_engine.vllm_config
+    assert args[0] == str(base) and value["--generation-config"] == config.model_config.generation_config == "vllm"
+    assert int(value["--max-model-len"]) == config.model_config.max_model_len == engine.max_model_len
+    assert value["--dtype"] == "float32" and config.model_config.dtype == torch.float32
+    assert "--enforce-eager" in args and config.model_config.enforce_eager
+    assert "--no-enable-chunked-prefill" in args and not config.scheduler_config.enable_chunked_prefill
+    assert int(value["--max-num-batched-tokens"]) == config.scheduler_config.max_num_batched_tokens
+    assert "--enable-prefix-caching" in args and config.cache_config.enable_prefix_caching
