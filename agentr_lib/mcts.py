@@ -45,25 +45,24 @@ from .agent import REVISION_ACTION, opening_messages, parse_action, take_action
 from .envs.base import Env
 from .io import atomic_write_json, read_json
 from .llm.base import Message, Policy, derive_seed
-from .profiles import default
 
 TREE_FORMAT = "agentr-mcts-tree/1"
 
 
 @dataclass
 class MCTSConfig:
-    """Search parameters; the defaults are the profile schema's (agentr_lib.profiles, where
-    each one's meaning is written), the paper's where it gives one."""
+    """Search parameters, the paper's defaults where it gives one. These defaults are the
+    profiles' (agentr_lib.profiles reads them from here, where each one's meaning is written)."""
 
-    simulations: int = default("mcts.simulations")
-    n_gen: int = default("mcts.n_gen")
-    temperature: float = default("mcts.temperature")
-    max_depth: int = default("mcts.max_depth")
-    c: float = default("mcts.c")
+    simulations: int = 8
+    n_gen: int = 4
+    temperature: float = 1.0
+    max_depth: int = 15
+    c: float = 0.25
     seed: int = 0  # tie-breaks in UCT selection
-    restore: str = default("mcts.restore")
-    max_new_tokens: int = default("mcts.max_new_tokens")
-    batch_trees: int = default("mcts.batch_trees")
+    restore: str = "snapshot"
+    max_new_tokens: int = 96
+    batch_trees: int = 16
     max_batch: int = 64  # conversations per policy.generate call (each gets n_gen samples)
 
     def __post_init__(self) -> None:

@@ -23,7 +23,8 @@ import pandas as pd
 from . import stats
 from .agent import REVISION_ACTION
 from .io import atomic_write_json, read_json, read_jsonl
-from .layout import EMBEDDED_MODELS, RunLayout, variants
+from .layout import RunLayout, variants
+from .models import EMBEDDED_MODELS
 
 LOOP_LENGTHS = (1, 2, 3, 4, 5)
 #: Scores and intervals are reported x100, rounded to this many decimals in results.json.

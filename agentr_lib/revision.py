@@ -37,7 +37,6 @@ from .envs import env_class
 from .envs.base import Env
 from .llm.base import Message, Policy
 from .mcts import Node, Tree
-from .profiles import METHODS, default
 from .prompts import REVISION_SIGNALS, judgment_in, parse_judgment, verifier_messages  # noqa: F401
 
 
@@ -141,6 +140,8 @@ def _subtree_best(node: Node) -> float:
     return best
 
 
+#: The methods a run can train (Figure 3's lines).
+METHODS: tuple[str, ...] = ("agent_r", "direct_revision", "good_only")
 #: value rule -> the verifier name its verdicts are recorded under
 VERIFIER_NAMES: dict[str, str] = {"mean": "value", "no_good": "value-no-good", "seen": "value-seen"}
 VALUE_RULES: tuple[str, ...] = tuple(VERIFIER_NAMES)
@@ -359,7 +360,7 @@ def replay_check(messages: list[dict], env: Env, task_id: int, target: float) ->
 @dataclass(frozen=True)
 class RevisionSettings:
     """How one iteration's trees become training rows: the profile's `revision` section
-    (defaults from agentr_lib.profiles) plus the method and the choices tests and ablations
+    (agentr_lib.profiles reads its defaults from here) plus the method and the choices tests and ablations
     vary. `alpha`: a good leaf scores above it; `beta`: a bad leaf scores at least this much
     below its good one; `max_pairs_per_tree` / `max_good_per_tree` (None = all) cap pairs and
     good rows per tree by a seeded sample (a tree whose late steps branch a lot yields many
@@ -368,14 +369,14 @@ class RevisionSettings:
     reward."""
 
     method: str = "agent_r"
-    alpha: float = default("revision.alpha")[0]
-    beta: float = default("revision.beta")
-    verifier: str = default("revision.verifier")
-    max_pairs_per_tree: int | None = default("revision.max_pairs_per_tree")
+    alpha: float = 0.5
+    beta: float = 0.2
+    verifier: str = "value"
+    max_pairs_per_tree: int | None = 4
     max_good_per_tree: int | None = None
     seed: int = 0
     judge_from: str = "divergence"
-    value_rule: str = default("revision.value_rule")
+    value_rule: str = "mean"
     drop_inconsistent: bool = False
 
     def __post_init__(self) -> None:

@@ -41,37 +41,36 @@ from pathlib import Path
 from typing import Any
 
 from .io import atomic_write_json, read_json
-from .profiles import default
 
 DEFAULT_TARGET_MODULES = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
 
 
 @dataclass
 class SFTConfig:
-    """SFT hyper-parameters. The profile's keys take the schema's defaults
-    (agentr_lib.profiles, where each one's meaning is written; `sft.epochs` is `num_epochs`);
-    the rest are ours (the paper: LoRA on Llama-3.1-8B; ours adds full FT for tiny)."""
+    """SFT hyper-parameters (the paper: LoRA on Llama-3.1-8B; ours adds full FT for tiny). The
+    profile's `sft` keys take their defaults from here (agentr_lib.profiles reads them, where
+    each one's meaning is written; `sft.epochs` is `num_epochs`)."""
 
-    lora: bool = default("sft.lora")
-    lora_r: int = default("sft.lora_r")
-    lora_alpha: int = default("sft.lora_alpha")
+    lora: bool = False
+    lora_r: int = 16
+    lora_alpha: int = 32
     lora_dropout: float = 0.0
     target_modules: tuple[str, ...] = DEFAULT_TARGET_MODULES
-    learning_rate: float = default("sft.learning_rate")
-    num_epochs: float = default("sft.epochs")
+    learning_rate: float = 1e-4
+    num_epochs: float = 1
     max_steps: int | None = None
-    batch_size: int = default("sft.batch_size")
+    batch_size: int = 8
     grad_accum: int = 1
     warmup_ratio: float = 0.03
     weight_decay: float = 0.0
     max_grad_norm: float = 1.0
-    max_seq_length: int = default("sft.max_seq_length")
+    max_seq_length: int = 1024
     seed: int = 0
     threads: int | None = None
     time_limit_s: float | None = None
     log_every: int = 10
     #: "previous" (the last iteration's merged model, the default), "base", or "scratch" (BC)
-    init_from: str = default("sft.init_from")
+    init_from: str = "previous"
     save_adapter: bool = True
     save_merged: bool = True
     progress: bool = True

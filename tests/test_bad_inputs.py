@@ -182,7 +182,7 @@ def test_a_model_name_that_is_nothing_fails_at_load(tmp_path, capsys):
 
 
 def test_the_accepted_kinds_of_model_name_still_load(tmp_path, monkeypatch):
-    from agentr_lib.layout import EMBEDDED_MODELS
+    from agentr_lib.models import EMBEDDED_MODELS
 
     for name in EMBEDDED_MODELS + ("Qwen/Qwen2.5-0.5B-Instruct", str(tmp_path)):
         assert load_profile("smoke", {"model": name})["model"] == name

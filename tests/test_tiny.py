@@ -226,7 +226,7 @@ def test_the_shipped_models_are_what_the_code_would_build():
     import subprocess
     from dataclasses import asdict
 
-    from agentr_lib.layout import SHIPPED_MODELS
+    from agentr_lib.models import SHIPPED_MODELS
     from agentr_lib.tiny import MODELS_DIR, ROOT, model_dir_for
 
     tracked = subprocess.run(["git", "ls-files", str(MODELS_DIR.relative_to(ROOT))], cwd=ROOT,
@@ -275,7 +275,7 @@ def test_the_judge_book_answers_the_verifier_prompt_good_for_the_expert_and_bad_
 
 def test_micro_fluent_demonstrations_reply_with_the_action_line_alone_and_carry_the_judge_book():
     from agentr_lib.agent import opening_messages, parse_action
-    from agentr_lib.layout import EMBEDDED_MODELS
+    from agentr_lib.models import EMBEDDED_MODELS
     from agentr_lib.tiny import SIZES, collect_demos
 
     assert EMBEDDED_MODELS == tuple(SIZES)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from importlib import import_module
+from typing import Any
 
 from .base import Env, ExpertStep
 
@@ -28,4 +29,13 @@ def make_env(name: str, **kwargs) -> Env:
     return env_class(name)(**kwargs)
 
 
-__all__ = ["Env", "ExpertStep", "ENV_NAMES", "REGISTRY", "env_class", "make_env"]
+def per_env(value: Any, env: str) -> Any:
+    """Settings such as task counts may be one value or a mapping env -> value."""
+    if isinstance(value, dict):
+        if env not in value:
+            raise KeyError(f"no value for environment {env!r} in {value!r}")
+        return value[env]
+    return value
+
+
+__all__ = ["Env", "ExpertStep", "ENV_NAMES", "REGISTRY", "env_class", "make_env", "per_env"]

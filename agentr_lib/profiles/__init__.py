@@ -1,12 +1,12 @@
 """Named configurations (alignment-handbook style recipes): `smoke`, `tiny`, `gpu-rehearsal`,
 `consumer-gpu`, `paper`, and the schema behind them.
 
-SETTINGS is the one place a setting is defined: for every key a profile may set, its
-default, what it accepts (checked when a profile loads, before anything runs) and a
-one-line meaning, and the notebooks that take it as a parameter (the key's last part in
-upper case: `mcts.max_depth` -> `MAX_DEPTH` in 01). DEFAULTS, the validation, the
-dataclass defaults of MCTSConfig / SFTConfig / RevisionSettings, the pipeline's notebook
-parameters and docs/settings.md all derive from it (`python -m agentr_lib.profiles` writes
+SETTINGS lists every key a profile may set: its default, what it accepts (checked when a
+profile loads, before anything runs) and a one-line meaning, and the notebooks that take it
+as a parameter (the key's last part in upper case: `mcts.max_depth` -> `MAX_DEPTH` in 01).
+A stage's keys take their defaults from its config (MCTSConfig, RevisionSettings, SFTConfig):
+this module imports the algorithms, never the other way round. DEFAULTS, the validation, the
+pipeline's notebook parameters and docs/settings.md all derive from SETTINGS (`python -m agentr_lib.profiles` writes
 the document; a test checks the notebooks' parameters cells against the `tiny` profile). A
 misspelled key is an error that names the valid ones, so a typo never silently falls back
 to a default.
@@ -15,19 +15,19 @@ to a default.
 from __future__ import annotations
 
 import copy
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any, Callable
 
 import yaml
 
-from ..layout import EMBEDDED_MODELS, PRETRAINED_MODELS
+from ..envs import per_env  # noqa: F401 (the notebooks and shard read it here, with the profile)
+from ..mcts import MCTSConfig
+from ..models import EMBEDDED_MODELS, PRETRAINED_MODELS
+from ..revision import METHODS, VALUE_RULES, RevisionSettings
+from ..train import SFTConfig
 
 PROFILES_DIR = Path(__file__).resolve().parent
-
-#: The methods a run can train (Figure 3's lines).
-METHODS: tuple[str, ...] = ("agent_r", "direct_revision", "good_only")
-
 
 #: The keys in which the `gpu-rehearsal` profile may differ from `consumer-gpu`, and why; every
 #: other key is the same (tests/test_profiles.py checks it), so the rehearsal runs the GPU
@@ -132,12 +132,6 @@ def _endpoints(v: Any) -> str | None:
     return None if ok and len(set(v)) == len(v) else "a list of distinct http(s):// URLs (empty: none)"
 
 
-def _value_rule(v: Any) -> str | None:
-    from ..revision import VALUE_RULES  # revision imports this module: its rules are read when checked
-
-    return _one_of(*VALUE_RULES)(v)
-
-
 def _alpha(v: Any) -> str | None:
     """Its length is checked against `iterations` in validate_profile."""
     ok = (_is_number(v) and v <= 1) or (isinstance(v, list) and all(_is_number(a) and a <= 1 for a in v))
@@ -167,6 +161,11 @@ def _chat_file(v: Any) -> str | None:
 
 
 # ---- the schema ------------------------------------------------------------------------
+
+
+def _default(config: type, name: str) -> Any:
+    """A stage config's default of one of its fields: the stage owns its defaults."""
+    return {f.name: f.default for f in fields(config)}[name]
 
 
 @dataclass(frozen=True)
@@ -217,40 +216,40 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("mcts.task_split", "train", _one_of("train", "search"),
             "the goals searched: train (every training goal; the tiny model was warm-started on all of them) or "
             "search (the third of them the tiny-disjoint model, the CPU default's, was never shown; TextCraft only)", "01"),
-    Setting("mcts.simulations", 8, _int_at_least(1), "descents per tree", "01"),
-    Setting("mcts.n_gen", 4, _int_at_least(1), "replies sampled per expansion (duplicates dropped)", "01"),
-    Setting("mcts.temperature", 1.0, _number(0), "sampling temperature of expansions", "01"),
-    Setting("mcts.max_depth", 15, _int_at_least(1), "a node at this many actions is terminal", "01"),
-    Setting("mcts.c", 0.25, _number(0), "UCT exploration constant (paper: 0.25)", "01"),
-    Setting("mcts.restore", "snapshot", _one_of("snapshot", "replay"),
+    Setting("mcts.simulations", _default(MCTSConfig, "simulations"), _int_at_least(1), "descents per tree", "01"),
+    Setting("mcts.n_gen", _default(MCTSConfig, "n_gen"), _int_at_least(1), "replies sampled per expansion (duplicates dropped)", "01"),
+    Setting("mcts.temperature", _default(MCTSConfig, "temperature"), _number(0), "sampling temperature of expansions", "01"),
+    Setting("mcts.max_depth", _default(MCTSConfig, "max_depth"), _int_at_least(1), "a node at this many actions is terminal", "01"),
+    Setting("mcts.c", _default(MCTSConfig, "c"), _number(0), "UCT exploration constant (paper: 0.25)", "01"),
+    Setting("mcts.restore", _default(MCTSConfig, "restore"), _one_of("snapshot", "replay"),
             "how a node's state is restored: snapshot (where the env supports it) or replay (reset + actions)", "01"),
-    Setting("mcts.batch_trees", 16, _int_at_least(1), "trees searched concurrently (their expansions share model calls)",
+    Setting("mcts.batch_trees", _default(MCTSConfig, "batch_trees"), _int_at_least(1), "trees searched concurrently (their expansions share model calls)",
             "01"),
-    Setting("mcts.max_new_tokens", 96, _int_at_least(1), "tokens per sampled reply", "01"),
+    Setting("mcts.max_new_tokens", _default(MCTSConfig, "max_new_tokens"), _int_at_least(1), "tokens per sampled reply", "01"),
     Setting("revision.alpha", [0.5, 0.7, 1.0], _alpha,
             "good leaf: score above alpha (1.0 means reward 1); one per iteration, the paper raises it each round"),
-    Setting("revision.beta", 0.2, _number(0), "bad leaf: at least beta below the good leaf", "02"),
-    Setting("revision.verifier", "value", _one_of("value", "model"),
+    Setting("revision.beta", _default(RevisionSettings, "beta"), _number(0), "bad leaf: at least beta below the good leaf", "02"),
+    Setting("revision.verifier", _default(RevisionSettings, "verifier"), _one_of("value", "model"),
             "who finds the first error: value (the search's values) or model (the actor judges its own steps)", "02"),
-    Setting("revision.value_rule", "mean", _value_rule,
+    Setting("revision.value_rule", _default(RevisionSettings, "value_rule"), _one_of(*VALUE_RULES),
             "the value verifier's first error: mean (the first step after the divergence whose mean value is below "
             "alpha), no_good (the first with no good leaf under it, i.e. later) or seen (the first mean-rule error "
             "whose observation shows the failure; a pair without one gives no revision row)", "02"),
-    Setting("revision.max_pairs_per_tree", 4, _optional(_int_at_least(1)),
+    Setting("revision.max_pairs_per_tree", _default(RevisionSettings, "max_pairs_per_tree"), _optional(_int_at_least(1)),
             "(good, bad) pairs kept per tree, a seeded sample (null/None: all), so one tree does not dominate", "02"),
     Setting("revision.replay_check", True, _boolean,
             "replay each splice in the environment and record whether it still succeeds", "02"),
     Setting("sft.backend", "auto", _one_of("auto", "hf", "unsloth"),
             "training backend: auto (unsloth on a CUDA GPU with the package, else hf), hf or unsloth", "03"),
-    Setting("sft.lora", False, _boolean, "LoRA adapters, or else full fine-tuning (the tiny model)", "03"),
-    Setting("sft.lora_r", 16, _int_at_least(1), "LoRA rank", "03"),
-    Setting("sft.lora_alpha", 32, _number(0, open_low=True), "LoRA scaling", "03"),
-    Setting("sft.epochs", 1, _number(0, open_low=True), "passes over the data", "03"),
-    Setting("sft.learning_rate", 1e-4, _number(0, open_low=True), "peak learning rate (warmup + cosine)", "03"),
-    Setting("sft.batch_size", 8, _int_at_least(1), "conversations per optimizer step", "03"),
-    Setting("sft.max_seq_length", 1024, _int_at_least(64),
+    Setting("sft.lora", _default(SFTConfig, "lora"), _boolean, "LoRA adapters, or else full fine-tuning (the tiny model)", "03"),
+    Setting("sft.lora_r", _default(SFTConfig, "lora_r"), _int_at_least(1), "LoRA rank", "03"),
+    Setting("sft.lora_alpha", _default(SFTConfig, "lora_alpha"), _number(0, open_low=True), "LoRA scaling", "03"),
+    Setting("sft.epochs", _default(SFTConfig, "num_epochs"), _number(0, open_low=True), "passes over the data", "03"),
+    Setting("sft.learning_rate", _default(SFTConfig, "learning_rate"), _number(0, open_low=True), "peak learning rate (warmup + cosine)", "03"),
+    Setting("sft.batch_size", _default(SFTConfig, "batch_size"), _int_at_least(1), "conversations per optimizer step", "03"),
+    Setting("sft.max_seq_length", _default(SFTConfig, "max_seq_length"), _int_at_least(64),
             "tokens per training row; a longer row loses its oldest turns after the first observation", "03"),
-    Setting("sft.init_from", "previous", _one_of("previous", "base"),
+    Setting("sft.init_from", _default(SFTConfig, "init_from"), _one_of("previous", "base"),
             "what iteration k+1 trains from: previous (iteration k's model) or base", "03"),
     Setting("sft.general_data", "", _chat_file,
             "a local JSONL/parquet file of general chat data to mix in (empty: none; none ships)", "03"),
@@ -294,11 +293,6 @@ def _nested_defaults() -> dict[str, Any]:
 #: Every key with its default, nested by section (what a profile file is merged over:
 #: load_profile rebuilds it from SETTINGS each time).
 DEFAULTS: dict[str, Any] = _nested_defaults()
-
-
-def default(key: str) -> Any:
-    """The default of a dotted key (a copy: mutating it changes nothing)."""
-    return copy.deepcopy(SCHEMA[key].default)
 
 
 def value_of(profile: dict[str, Any], key: str) -> Any:
@@ -413,15 +407,6 @@ def load_profile(name_or_path: str | Path, overrides: dict | None = None) -> dic
     validate_profile(profile, f"{path}" + (f" with overrides {overrides}" if overrides else ""))
     profile["name"] = path.stem
     return profile
-
-
-def per_env(value: Any, env: str) -> Any:
-    """Profile values such as task counts may be one number or a mapping env -> number."""
-    if isinstance(value, dict):
-        if env not in value:
-            raise KeyError(f"no value for environment {env!r} in {value!r}")
-        return value[env]
-    return value
 
 
 def alpha_for(profile: dict, iteration: int) -> float:

@@ -1,0 +1,109 @@
+"""Digest of what a profile's pipeline run computed, to show a refactor changed no result.
+
+    python benchmarks/output_digest.py --profile smoke --out /tmp/smoke.before.json
+    python benchmarks/output_digest.py --compare /tmp/smoke.before.json /tmp/smoke.after.json
+
+Runs `python -m agentr_lib.pipeline --profile P` into a fresh folder (one thread per kernel, as
+the tests do) and writes the sha256 of every output file: trees, datasets, episodes, metrics,
+weights. Executed notebooks, step markers and run.json are left out (they hold timings, paths,
+versions and the notebooks' own digests); a JSON or JSONL file is hashed as canonical JSON
+without the keys that hold wall-clock times, paths or versions, so two runs of unchanged code
+give the same digest.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+#: keys whose values are timings, machine paths or versions, not results
+VOLATILE_KEYS = {"seconds", "tokens_per_s", "started", "finished", "elapsed", "samples_per_s", "build_minutes",
+                 "created", "timestamp", "path", "paths", "out_dir", "output_dir", "model_path", "run_dir",
+                 "workdir", "versions", "git_commit", "machine", "wall_s", "minutes", "hostname"}
+SKIPPED_DIRS = {"steps", ".ipynb_checkpoints"}
+SKIPPED_SUFFIXES = {".ipynb", ".log", ".lock"}
+SKIPPED_NAMES = {"run.json"}
+
+
+def _drop_volatile(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _drop_volatile(v) for k, v in value.items() if k not in VOLATILE_KEYS}
+    if isinstance(value, list):
+        return [_drop_volatile(v) for v in value]
+    return value
+
+
+def _canonical(value: Any) -> bytes:
+    return json.dumps(_drop_volatile(value), sort_keys=True, ensure_ascii=False).encode()
+
+
+def file_digest(path: Path) -> str:
+    """sha256 of the file, or of its canonical JSON without volatile keys."""
+    if path.suffix == ".json":
+        try:
+            return hashlib.sha256(_canonical(json.loads(path.read_text()))).hexdigest()
+        except (UnicodeDecodeError, json.JSONDecodeError):
+            pass
+    if path.suffix == ".jsonl":
+        lines = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+        return hashlib.sha256(b"\n".join(_canonical(line) for line in lines)).hexdigest()
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def digest_run(run_dir: Path) -> dict[str, str]:
+    out = {}
+    for path in sorted(run_dir.rglob("*")):
+        relative = path.relative_to(run_dir)
+        if (not path.is_file() or SKIPPED_DIRS & set(relative.parts) or path.suffix in SKIPPED_SUFFIXES
+                or path.name in SKIPPED_NAMES):
+            continue
+        out[str(relative)] = file_digest(path)
+    return out
+
+
+def run_profile(profile: str, root: Path) -> Path:
+    env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", TOKENIZERS_PARALLELISM="false",
+               HF_HUB_OFFLINE="1")
+    subprocess.run([sys.executable, "-m", "agentr_lib.pipeline", "--profile", profile, "--run-name", profile,
+                    "--runs-root", str(root / "runs"), "--figures-dir", str(root / "figures")],
+                   cwd=ROOT, env=env, check=True)
+    return root / "runs" / profile
+
+
+def compare(before: Path, after: Path) -> int:
+    a, b = json.loads(before.read_text()), json.loads(after.read_text())
+    differ = sorted(k for k in set(a) & set(b) if a[k] != b[k])
+    only_a, only_b = sorted(set(a) - set(b)), sorted(set(b) - set(a))
+    print(f"{len(a)} files before, {len(b)} after; {len(differ)} differ")
+    for label, names in (("differ", differ), ("only before", only_a), ("only after", only_b)):
+        for name in names:
+            print(f"  {label}: {name}")
+    return int(bool(differ or only_a or only_b))
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--profile")
+    parser.add_argument("--out", type=Path)
+    parser.add_argument("--keep", type=Path, help="run into this folder (default: a temporary one)")
+    parser.add_argument("--compare", nargs=2, type=Path, metavar=("BEFORE", "AFTER"))
+    args = parser.parse_args()
+    if args.compare:
+        return compare(*args.compare)
+    root = args.keep or Path(tempfile.mkdtemp(prefix=f"digest-{args.profile}-"))
+    digest = digest_run(run_profile(args.profile, root))
+    args.out.write_text(json.dumps(digest, indent=1, sort_keys=True) + "\n")
+    print(f"{len(digest)} files digested into {args.out} (run kept in {root})")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
