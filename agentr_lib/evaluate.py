@@ -13,10 +13,12 @@ from __future__ import annotations
 
 import random
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from .agent import EnvSource, Trajectory, run_episodes
+from .checks import boolean, int_at_least, number, one_of, per_env_values, setting
 from .envs import make_env, per_env
 from .envs.base import Env
 from .io import append_jsonl, atomic_write_json, fingerprint, read_json, read_jsonl
@@ -25,6 +27,24 @@ from .llm.base import Policy, derive_seed
 LOOP_MAX_LEN = 5
 #: Default episodes stepped in lockstep per env: each ScienceWorld env is a JVM.
 DEFAULT_CONCURRENCY: dict[str, int] = {"textcraft": 32, "webshop": 32, "sciworld": 4}
+
+
+@dataclass
+class EvalConfig:
+    """What an evaluation (notebook 04) measures and how it samples. Each field is the profile
+    key `eval.<field>`: agentr_lib.profiles reads its default, check and meaning here."""
+
+    split: str = setting("test", one_of("test", "val"), "task split: test, or val (goals carved from train for "
+                         "choosing settings; TextCraft only)", "04")
+    tasks_per_env: int | Mapping[str, int] = setting(
+        50, per_env_values(int_at_least(0)),
+        "test tasks per environment, a seeded sample (0: the whole split; or a mapping env -> n)", "04")
+    max_turns: int | Mapping[str, int] = setting(20, per_env_values(int_at_least(1)),
+                                                 "turn limit per episode (or a mapping env -> n)", "04")
+    temperature: float = setting(0.0, number(0), "sampling temperature (0: greedy)", "04")
+    max_new_tokens: int = setting(96, int_at_least(1), "tokens per reply", "04")
+    revision_prefixes: bool = setting(True, boolean, "also measure revision ability: continue from the base model's "
+                                      "fixed erroneous prefixes (Table 3)")
 
 
 # --------------------------------------------------------------------------------------

@@ -42,6 +42,7 @@ from typing import Any, Callable, Iterator, Sequence
 from tqdm.auto import tqdm
 
 from .agent import REVISION_ACTION, opening_messages, parse_action, take_action
+from .checks import int_at_least, number, one_of, setting
 from .envs.base import Env
 from .io import atomic_write_json, read_json
 from .llm.base import Message, Policy, derive_seed
@@ -51,18 +52,20 @@ TREE_FORMAT = "agentr-mcts-tree/1"
 
 @dataclass
 class MCTSConfig:
-    """Search parameters, the paper's defaults where it gives one. These defaults are the
-    profiles' (agentr_lib.profiles reads them from here, where each one's meaning is written)."""
+    """Search parameters, the paper's defaults where it gives one. A field made by `setting` is
+    the profile key `mcts.<field>`: agentr_lib.profiles reads its default, check and meaning here."""
 
-    simulations: int = 8
-    n_gen: int = 4
-    temperature: float = 1.0
-    max_depth: int = 15
-    c: float = 0.25
+    simulations: int = setting(8, int_at_least(1), "descents per tree", "01")
+    n_gen: int = setting(4, int_at_least(1), "replies sampled per expansion (duplicates dropped)", "01")
+    temperature: float = setting(1.0, number(0), "sampling temperature of expansions", "01")
+    max_depth: int = setting(15, int_at_least(1), "a node at this many actions is terminal", "01")
+    c: float = setting(0.25, number(0), "UCT exploration constant (paper: 0.25)", "01")
     seed: int = 0  # tie-breaks in UCT selection
-    restore: str = "snapshot"
-    max_new_tokens: int = 96
-    batch_trees: int = 16
+    restore: str = setting("snapshot", one_of("snapshot", "replay"), "how a node's state is restored: snapshot "
+                           "(where the env supports it) or replay (reset + actions)", "01")
+    max_new_tokens: int = setting(96, int_at_least(1), "tokens per sampled reply", "01")
+    batch_trees: int = setting(16, int_at_least(1), "trees searched concurrently (their expansions share model calls)",
+                               "01")
     max_batch: int = 64  # conversations per policy.generate call (each gets n_gen samples)
 
     def __post_init__(self) -> None:

@@ -32,6 +32,7 @@ from typing import Any, Callable, Sequence
 from tqdm.auto import tqdm
 
 from .agent import REVISION_ACTION, REVISION_OBSERVATION, Turn, opening_messages, parse_action, take_action
+from .checks import int_at_least, number, one_of, optional, setting
 from .conversation import N_OPENING
 from .envs import env_class
 from .envs.base import Env
@@ -360,7 +361,8 @@ def replay_check(messages: list[dict], env: Env, task_id: int, target: float) ->
 @dataclass(frozen=True)
 class RevisionSettings:
     """How one iteration's trees become training rows: the profile's `revision` section
-    (agentr_lib.profiles reads its defaults from here) plus the method and the choices tests and ablations
+    (a field made by `setting` is the key `revision.<field>`: agentr_lib.profiles reads its
+    default, check and meaning here) plus the method and the choices tests and ablations
     vary. `alpha`: a good leaf scores above it; `beta`: a bad leaf scores at least this much
     below its good one; `max_pairs_per_tree` / `max_good_per_tree` (None = all) cap pairs and
     good rows per tree by a seeded sample (a tree whose late steps branch a lot yields many
@@ -370,13 +372,18 @@ class RevisionSettings:
 
     method: str = "agent_r"
     alpha: float = 0.5
-    beta: float = 0.2
-    verifier: str = "value"
-    max_pairs_per_tree: int | None = 4
+    beta: float = setting(0.2, number(0), "bad leaf: at least beta below the good leaf", "02")
+    verifier: str = setting("value", one_of("value", "model"), "who finds the first error: value (the search's "
+                            "values) or model (the actor judges its own steps)", "02")
+    max_pairs_per_tree: int | None = setting(4, optional(int_at_least(1)), "(good, bad) pairs kept per tree, a seeded "
+                                             "sample (null/None: all), so one tree does not dominate", "02")
     max_good_per_tree: int | None = None
     seed: int = 0
     judge_from: str = "divergence"
-    value_rule: str = "mean"
+    value_rule: str = setting("mean", one_of(*VALUE_RULES), "the value verifier's first error: mean (the first step "
+                              "after the divergence whose mean value is below alpha), no_good (the first with no good "
+                              "leaf under it, i.e. later) or seen (the first mean-rule error whose observation shows "
+                              "the failure; a pair without one gives no revision row)", "02")
     drop_inconsistent: bool = False
 
     def __post_init__(self) -> None:

@@ -40,6 +40,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from .checks import boolean, int_at_least, number, one_of, setting
 from .io import atomic_write_json, read_json
 
 DEFAULT_TARGET_MODULES = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
@@ -48,29 +49,31 @@ DEFAULT_TARGET_MODULES = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "
 @dataclass
 class SFTConfig:
     """SFT hyper-parameters (the paper: LoRA on Llama-3.1-8B; ours adds full FT for tiny). The
-    profile's `sft` keys take their defaults from here (agentr_lib.profiles reads them, where
-    each one's meaning is written; `sft.epochs` is `num_epochs`)."""
+    field made by `setting` is the profile key `sft.<field>` (`sft.epochs` is `num_epochs`):
+    agentr_lib.profiles reads its default, check and meaning here."""
 
-    lora: bool = False
-    lora_r: int = 16
-    lora_alpha: int = 32
+    lora: bool = setting(False, boolean, "LoRA adapters, or else full fine-tuning (the tiny model)", "03")
+    lora_r: int = setting(16, int_at_least(1), "LoRA rank", "03")
+    lora_alpha: int = setting(32, number(0, open_low=True), "LoRA scaling", "03")
     lora_dropout: float = 0.0
     target_modules: tuple[str, ...] = DEFAULT_TARGET_MODULES
-    learning_rate: float = 1e-4
-    num_epochs: float = 1
-    max_steps: int | None = None
-    batch_size: int = 8
+    learning_rate: float = setting(1e-4, number(0, open_low=True), "peak learning rate (warmup + cosine)", "03")
+    num_epochs: float = setting(1, number(0, open_low=True), "passes over the data", "03")
+    max_steps: int | None = None  # when set, the number of optimizer steps instead of num_epochs' (said)
+    batch_size: int = setting(8, int_at_least(1), "conversations per optimizer step", "03")
     grad_accum: int = 1
     warmup_ratio: float = 0.03
     weight_decay: float = 0.0
     max_grad_norm: float = 1.0
-    max_seq_length: int = 1024
+    max_seq_length: int = setting(1024, int_at_least(64), "tokens per training row; a longer row loses its oldest "
+                                  "turns after the first observation", "03")
     seed: int = 0
     threads: int | None = None
     time_limit_s: float | None = None
     log_every: int = 10
     #: "previous" (the last iteration's merged model, the default), "base", or "scratch" (BC)
-    init_from: str = "previous"
+    init_from: str = setting("previous", one_of("previous", "base"),
+                             "what iteration k+1 trains from: previous (iteration k's model) or base", "03")
     save_adapter: bool = True
     save_merged: bool = True
     progress: bool = True
@@ -311,6 +314,9 @@ def _train_loop(backend: str, model: Any, tokenizer: Any, rows: dict[str, list],
     rng = random.Random(config.seed)
     steps_per_epoch = math.ceil(len(lengths) / config.batch_size / config.grad_accum)
     total = config.max_steps or max(1, math.ceil(steps_per_epoch * config.num_epochs))
+    if config.max_steps and (accelerator is None or accelerator.is_main_process):  # replaces the epochs: said
+        print(f"sft: max_steps={config.max_steps} sets the length; num_epochs={config.num_epochs:g} "
+              f"({math.ceil(steps_per_epoch * config.num_epochs)} steps) is not used")
     warmup = max(1, int(total * config.warmup_ratio))
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else (tokenizer.eos_token_id or 0)
     loss_of = (lambda batch: model(**batch).loss) if backend == "unsloth" else (lambda batch: trained_token_loss(model, batch))

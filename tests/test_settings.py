@@ -44,16 +44,21 @@ def test_a_disagreeing_cell_is_named_and_rewritten():
     assert problems(notebook, "MAX_DEPTH = 3 + 5  # x", expected)[0].endswith("line 1: the value must be a literal")
 
 
-def test_a_changed_default_reaches_the_profile_the_pipeline_and_the_notebook_check(monkeypatch, tmp_path):
-    """What a newcomer does: change one Setting's default; every consumer sees it."""
-    changed = tuple(dataclasses.replace(s, default=0.5) if s.key == "mcts.c" else s for s in SETTINGS)
-    monkeypatch.setattr(profiles, "SETTINGS", changed)
+def test_a_changed_default_in_a_stage_config_reaches_every_consumer(monkeypatch, tmp_path):
+    """What a newcomer does: change one default in one stage config (MCTSConfig's `c`, a field
+    the `tiny` profile does not set); the profile's validation and values, docs/settings.md,
+    the notebook parameters check and the pipeline's plan all follow, nothing else edited."""
+    field = next(f for f in dataclasses.fields(MCTSConfig) if f.name == "c")
+    monkeypatch.setattr(field, "default", 0.5)
     profile = load_profile("tiny")  # tiny.yaml does not set mcts.c
     assert profile["mcts"]["c"] == 0.5
     search = next(step for step in build_plan(profile, tmp_path, tmp_path) if step.notebook == "01_mcts_collection")
     assert search.parameters["C"] == 0.5
     assert "notebooks/01_mcts_collection.ipynb: C = 0.25, the tiny profile gives 0.5" in check_notebooks()
     assert "| `mcts.c` | `0.5` |" in profiles.settings_markdown()
+    monkeypatch.setattr(field, "default", -1.0)  # a default its own check refuses fails every profile load
+    with pytest.raises(profiles.ProfileError, match=r"mcts.c = -1.0: expected a number >= 0"):
+        load_profile("tiny")
 
 
 def test_dataclass_defaults_are_the_schemas():

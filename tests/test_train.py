@@ -68,10 +68,12 @@ def test_a_few_full_finetuning_steps_lower_the_loss_and_the_model_reloads(micro,
     assert 0 < out.shape[1] - ids.shape[1] <= 8
 
 
-def test_raw_message_rows_are_tokenised_by_train_sft(micro, tmp_path):
+def test_raw_message_rows_are_tokenised_by_train_sft(micro, tmp_path, capsys):
     config = SFTConfig(lora=False, max_steps=2, batch_size=2, progress=False, max_seq_length=64)
     metrics = train_sft(micro, rows(), tmp_path / "raw", config, backend="hf")
     assert metrics["data"]["examples_in"] == 4 and metrics["data"]["truncated"] == 4
+    said = [line for line in capsys.readouterr().out.splitlines() if "max_steps" in line]
+    assert said == ["sft: max_steps=2 sets the length; num_epochs=1 (2 steps) is not used"], "said once"
     assert (tmp_path / "raw" / "merged" / "config.json").exists()
 
 

@@ -4,12 +4,13 @@
 SETTINGS lists every key a profile may set: its default, what it accepts (checked when a
 profile loads, before anything runs) and a one-line meaning, and the notebooks that take it
 as a parameter (the key's last part in upper case: `mcts.max_depth` -> `MAX_DEPTH` in 01).
-A stage's keys take their defaults from its config (MCTSConfig, RevisionSettings, SFTConfig):
-this module imports the algorithms, never the other way round. DEFAULTS, the validation, the
-pipeline's notebook parameters and docs/settings.md all derive from SETTINGS (`python -m agentr_lib.profiles` writes
-the document; a test checks the notebooks' parameters cells against the `tiny` profile). A
-misspelled key is an error that names the valid ones, so a typo never silently falls back
-to a default.
+A stage's keys are its config's fields (MCTSConfig, RevisionSettings, SFTConfig, EvalConfig
+own their defaults, checks and meanings, made by checks.setting): this module imports the
+algorithms, never the other way round. DEFAULTS, the validation, the pipeline's notebook
+parameters and docs/settings.md all derive from SETTINGS (`python -m agentr_lib.profiles`
+writes the document; a test checks the notebooks' parameters cells against the `tiny`
+profile). A misspelled key is an error that names the valid ones, so a typo never silently
+falls back to a default.
 """
 
 from __future__ import annotations
@@ -21,10 +22,13 @@ from typing import Any, Callable
 
 import yaml
 
+from ..checks import (Check, boolean, int_at_least, is_number, number, one_of, optional, per_env_values,
+                      text)
 from ..envs import per_env  # noqa: F401 (the notebooks and shard read it here, with the profile)
+from ..evaluate import EvalConfig
 from ..mcts import MCTSConfig
 from ..models import EMBEDDED_MODELS, PRETRAINED_MODELS
-from ..revision import METHODS, VALUE_RULES, RevisionSettings
+from ..revision import METHODS, RevisionSettings
 from ..train import SFTConfig
 
 PROFILES_DIR = Path(__file__).resolve().parent
@@ -51,58 +55,6 @@ REHEARSAL_CHANGES: dict[str, str] = {
 
 class ProfileError(ValueError):
     """A profile value of the wrong type or range; the message names the file, key and value."""
-
-
-# ---- what a key accepts: a check returns None when the value is fine, else what is expected
-
-
-Check = Callable[[Any], "str | None"]
-
-
-def _is_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-def _is_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
-
-
-def _int_at_least(low: int) -> Check:
-    return lambda v: None if _is_int(v) and v >= low else f"an integer >= {low}"
-
-
-def _number(low: float, high: float | None = None, open_low: bool = False) -> Check:
-    def check(v: Any) -> str | None:
-        ok = _is_number(v) and (v > low if open_low else v >= low) and (high is None or v <= high)
-        bound = f"> {low}" if open_low else f">= {low}"
-        return None if ok else f"a number {bound}" + (f" and <= {high}" if high is not None else "")
-    return check
-
-
-def _one_of(*choices: str) -> Check:
-    return lambda v: None if v in choices else f"one of {list(choices)}"
-
-
-def _boolean(v: Any) -> str | None:
-    return None if isinstance(v, bool) else "true or false"
-
-
-def _text(v: Any) -> str | None:
-    return None if isinstance(v, str) else "a string"
-
-
-def _optional(check: Check) -> Check:
-    return lambda v: None if v is None else (None if check(v) is None else f"null or {check(v)}")
-
-
-def _per_env(check: Check) -> Check:
-    """One value for every env, or a mapping env -> value (checked against `envs` later)."""
-    def per_env_check(v: Any) -> str | None:
-        if isinstance(v, dict):
-            bad = {k: x for k, x in v.items() if check(x) is not None}
-            return f"a mapping env -> {check(next(iter(bad.values())))}" if bad else None
-        return None if check(v) is None else f"{check(v)}, or a mapping env -> value"
-    return per_env_check
 
 
 def _names(choices: Callable[[], tuple[str, ...]]) -> Check:
@@ -134,7 +86,7 @@ def _endpoints(v: Any) -> str | None:
 
 def _alpha(v: Any) -> str | None:
     """Its length is checked against `iterations` in validate_profile."""
-    ok = (_is_number(v) and v <= 1) or (isinstance(v, list) and all(_is_number(a) and a <= 1 for a in v))
+    ok = (is_number(v) and v <= 1) or (isinstance(v, list) and all(is_number(a) and a <= 1 for a in v))
     return None if ok else "a number <= 1 or a list with one per iteration"
 
 
@@ -163,22 +115,28 @@ def _chat_file(v: Any) -> str | None:
 # ---- the schema ------------------------------------------------------------------------
 
 
-def _default(config: type, name: str) -> Any:
-    """A stage config's default of one of its fields: the stage owns its defaults."""
-    return {f.name: f.default for f in fields(config)}[name]
-
-
 @dataclass(frozen=True)
 class Setting:
     """One profile key: `key` (dotted: section.name), its `default`, the `check` of what it
     accepts, its one-line `meaning`, and the notebooks (by number, e.g. "01 04") that take it
-    as the parameter `param` (the key's last part in upper case)."""
+    as the parameter `param` (the key's last part in upper case). A key a stage config owns
+    (`owner`, its field `field_name`) reads its default from the config's field each time, so
+    a changed default in the config is the profiles' default too; `value` is the default of
+    a key no stage owns."""
 
     key: str
-    default: Any
+    value: Any
     check: Check
     meaning: str
     notebooks: str = ""
+    owner: type | None = None
+    field_name: str = ""
+
+    @property
+    def default(self) -> Any:
+        if self.owner is None:
+            return self.value
+        return next(f.default for f in fields(self.owner) if f.name == self.field_name)
 
     @property
     def param(self) -> str:
@@ -189,14 +147,21 @@ class Setting:
         return self.check(_Unacceptable()) or ""
 
 
+def _stage(section: str, config: type, renamed: dict[str, str] | None = None) -> tuple[Setting, ...]:
+    """The keys a stage config owns: its fields made by checks.setting, in their order."""
+    return tuple(Setting(f"{section}.{(renamed or {}).get(f.name, f.name)}", None, f.metadata["check"],
+                         f.metadata["meaning"], f.metadata["notebooks"], owner=config, field_name=f.name)
+                 for f in fields(config) if "meaning" in f.metadata)
+
+
 class _Unacceptable:
     """A value no check accepts: what a check says about it is what it expects."""
 
 
 SETTINGS: tuple[Setting, ...] = (
-    Setting("description", "", _text, "one line saying what the profile is for"),
-    Setting("hardware", "", _text, "the machine it is meant for"),
-    Setting("expected_minutes", None, _optional(_number(0, open_low=True)),
+    Setting("description", "", text, "one line saying what the profile is for"),
+    Setting("hardware", "", text, "the machine it is meant for"),
+    Setting("expected_minutes", None, optional(number(0, open_low=True)),
             "the expected wall time of the whole pipeline (the progress estimate starts from it)"),
     Setting("model", "tiny", _model, "the base model: an embedded one (" + ", ".join(EMBEDDED_MODELS) + "; built offline), a pretrained one ("
             + ", ".join(PRETRAINED_MODELS) + "; converted offline from a PyPI package), a model folder or a hub name",
@@ -208,62 +173,28 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("envs", ["textcraft"], _names(_env_names), "the environments a run searches, trains and evaluates on"),
     Setting("methods", ["agent_r", "direct_revision"], _names(lambda: METHODS),
             "the training methods, one model each (Figure 3's lines)"),
-    Setting("iterations", 3, _int_at_least(1), "self-training iterations (search, revision, SFT, evaluation)"),
-    Setting("single_task", False, _boolean, "also train one model per environment (Table 6, Figure 6)"),
-    Setting("seed", 0, _int_at_least(0), "the run's seed (iteration k's search, revision and SFT use seed + k)"),
-    Setting("mcts.tasks_per_env", 30, _per_env(_int_at_least(1)),
+    Setting("iterations", 3, int_at_least(1), "self-training iterations (search, revision, SFT, evaluation)"),
+    Setting("single_task", False, boolean, "also train one model per environment (Table 6, Figure 6)"),
+    Setting("seed", 0, int_at_least(0), "the run's seed (iteration k's search, revision and SFT use seed + k)"),
+    Setting("mcts.tasks_per_env", 30, per_env_values(int_at_least(1)),
             "training tasks per environment, a seeded sample (or a mapping env -> n)", "01"),
-    Setting("mcts.task_split", "train", _one_of("train", "search"),
+    Setting("mcts.task_split", "train", one_of("train", "search"),
             "the goals searched: train (every training goal; the tiny model was warm-started on all of them) or "
             "search (the third of them the tiny-disjoint model, the CPU default's, was never shown; TextCraft only)", "01"),
-    Setting("mcts.simulations", _default(MCTSConfig, "simulations"), _int_at_least(1), "descents per tree", "01"),
-    Setting("mcts.n_gen", _default(MCTSConfig, "n_gen"), _int_at_least(1), "replies sampled per expansion (duplicates dropped)", "01"),
-    Setting("mcts.temperature", _default(MCTSConfig, "temperature"), _number(0), "sampling temperature of expansions", "01"),
-    Setting("mcts.max_depth", _default(MCTSConfig, "max_depth"), _int_at_least(1), "a node at this many actions is terminal", "01"),
-    Setting("mcts.c", _default(MCTSConfig, "c"), _number(0), "UCT exploration constant (paper: 0.25)", "01"),
-    Setting("mcts.restore", _default(MCTSConfig, "restore"), _one_of("snapshot", "replay"),
-            "how a node's state is restored: snapshot (where the env supports it) or replay (reset + actions)", "01"),
-    Setting("mcts.batch_trees", _default(MCTSConfig, "batch_trees"), _int_at_least(1), "trees searched concurrently (their expansions share model calls)",
-            "01"),
-    Setting("mcts.max_new_tokens", _default(MCTSConfig, "max_new_tokens"), _int_at_least(1), "tokens per sampled reply", "01"),
+    *_stage("mcts", MCTSConfig),
     Setting("revision.alpha", [0.5, 0.7, 1.0], _alpha,
             "good leaf: score above alpha (1.0 means reward 1); one per iteration, the paper raises it each round"),
-    Setting("revision.beta", _default(RevisionSettings, "beta"), _number(0), "bad leaf: at least beta below the good leaf", "02"),
-    Setting("revision.verifier", _default(RevisionSettings, "verifier"), _one_of("value", "model"),
-            "who finds the first error: value (the search's values) or model (the actor judges its own steps)", "02"),
-    Setting("revision.value_rule", _default(RevisionSettings, "value_rule"), _one_of(*VALUE_RULES),
-            "the value verifier's first error: mean (the first step after the divergence whose mean value is below "
-            "alpha), no_good (the first with no good leaf under it, i.e. later) or seen (the first mean-rule error "
-            "whose observation shows the failure; a pair without one gives no revision row)", "02"),
-    Setting("revision.max_pairs_per_tree", _default(RevisionSettings, "max_pairs_per_tree"), _optional(_int_at_least(1)),
-            "(good, bad) pairs kept per tree, a seeded sample (null/None: all), so one tree does not dominate", "02"),
-    Setting("revision.replay_check", True, _boolean,
+    *_stage("revision", RevisionSettings),
+    Setting("revision.replay_check", True, boolean,
             "replay each splice in the environment and record whether it still succeeds", "02"),
-    Setting("sft.backend", "auto", _one_of("auto", "hf", "unsloth"),
+    Setting("sft.backend", "auto", one_of("auto", "hf", "unsloth"),
             "training backend: auto (unsloth on a CUDA GPU with the package, else hf), hf or unsloth", "03"),
-    Setting("sft.lora", _default(SFTConfig, "lora"), _boolean, "LoRA adapters, or else full fine-tuning (the tiny model)", "03"),
-    Setting("sft.lora_r", _default(SFTConfig, "lora_r"), _int_at_least(1), "LoRA rank", "03"),
-    Setting("sft.lora_alpha", _default(SFTConfig, "lora_alpha"), _number(0, open_low=True), "LoRA scaling", "03"),
-    Setting("sft.epochs", _default(SFTConfig, "num_epochs"), _number(0, open_low=True), "passes over the data", "03"),
-    Setting("sft.learning_rate", _default(SFTConfig, "learning_rate"), _number(0, open_low=True), "peak learning rate (warmup + cosine)", "03"),
-    Setting("sft.batch_size", _default(SFTConfig, "batch_size"), _int_at_least(1), "conversations per optimizer step", "03"),
-    Setting("sft.max_seq_length", _default(SFTConfig, "max_seq_length"), _int_at_least(64),
-            "tokens per training row; a longer row loses its oldest turns after the first observation", "03"),
-    Setting("sft.init_from", _default(SFTConfig, "init_from"), _one_of("previous", "base"),
-            "what iteration k+1 trains from: previous (iteration k's model) or base", "03"),
+    *_stage("sft", SFTConfig, renamed={"num_epochs": "epochs"}),
     Setting("sft.general_data", "", _chat_file,
             "a local JSONL/parquet file of general chat data to mix in (empty: none; none ships)", "03"),
-    Setting("sft.eta", 0.2, _number(0, 0.99), "share of general data in the mix when general_data is set (paper: 0.2)",
+    Setting("sft.eta", 0.2, number(0, 0.99), "share of general data in the mix when general_data is set (paper: 0.2)",
             "03"),
-    Setting("eval.split", "test", _one_of("test", "val"),
-            "task split: test, or val (goals carved from train for choosing settings; TextCraft only)", "04"),
-    Setting("eval.tasks_per_env", 50, _per_env(_int_at_least(0)),
-            "test tasks per environment, a seeded sample (0: the whole split; or a mapping env -> n)", "04"),
-    Setting("eval.max_turns", 20, _per_env(_int_at_least(1)), "turn limit per episode (or a mapping env -> n)", "04"),
-    Setting("eval.temperature", 0.0, _number(0), "sampling temperature (0: greedy)", "04"),
-    Setting("eval.max_new_tokens", 96, _int_at_least(1), "tokens per reply", "04"),
-    Setting("eval.revision_prefixes", True, _boolean,
-            "also measure revision ability: continue from the base model's fixed erroneous prefixes (Table 3)"),
+    *_stage("eval", EvalConfig),
 )
 
 SCHEMA: dict[str, Setting] = {setting.key: setting for setting in SETTINGS}
@@ -273,10 +204,10 @@ SCHEMA: dict[str, Setting] = {setting.key: setting for setting in SETTINGS}
 #: like the settings a notebook takes. Paths are not required to exist: a notebook run by hand
 #: creates its output folders, and a missing input folder is named by the code that reads it.
 RUN_VALUES: dict[str, Check] = {
-    "ITERATION": _int_at_least(1), "SEED": _int_at_least(0), "EXPERT_TASKS": _int_at_least(1),
-    "MODEL": _model, "INIT_MODEL": _model, "ENVS": _names(_env_names), "METHOD": _one_of(*METHODS),
-    "ALPHA": lambda v: None if _is_number(v) and v <= 1 else "a number <= 1",
-    "LABEL": _text, "MAKE_PREFIXES": _boolean, "PREFIXES_DIR": _text,
+    "ITERATION": int_at_least(1), "SEED": int_at_least(0), "EXPERT_TASKS": int_at_least(1),
+    "MODEL": _model, "INIT_MODEL": _model, "ENVS": _names(_env_names), "METHOD": one_of(*METHODS),
+    "ALPHA": lambda v: None if is_number(v) and v <= 1 else "a number <= 1",
+    "LABEL": text, "MAKE_PREFIXES": boolean, "PREFIXES_DIR": text,
     **{name: (lambda v: None if isinstance(v, str) and v else "a folder path, as a string")
        for name in ("OUT_DIR", "TREES_DIR", "DATASET_DIR", "RUN_DIR", "FIGURES_DIR")},
 }
