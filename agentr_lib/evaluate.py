@@ -45,6 +45,8 @@ class EvalConfig:
     max_new_tokens: int = setting(96, int_at_least(1), "tokens per reply", "04")
     revision_prefixes: bool = setting(True, boolean, "also measure revision ability: continue from the base model's "
                                       "fixed erroneous prefixes (Table 3)")
+    #: the base model's rollouts the erroneous prefixes are cut from sample at this temperature
+    prefix_temperature: float = 1.0
 
 
 # --------------------------------------------------------------------------------------
@@ -154,22 +156,35 @@ def _check_config(path: Path, config: dict[str, Any]) -> None:
     atomic_write_json(path, config)
 
 
-def _run_logged(
+@dataclass(frozen=True)
+class Runner:
+    """How episodes are run, not what is measured: `envs` a factory `() -> Env` or a list of
+    envs to reuse (left open), as `run_episodes` takes them (default: `make_env(env_name,
+    **env_kwargs[env_name])`), at most `max_concurrency` episodes in lockstep (default: the
+    env's DEFAULT_CONCURRENCY), a progress bar or none."""
+
+    max_concurrency: int | None = None
+    envs: EnvSource | None = None
+    env_kwargs: Mapping[str, Mapping[str, Any]] | None = None  # env name -> make_env's keywords
+    progress: bool = True
+
+
+def _resumable(
     policy: Policy,
-    env_name: str,
     items: Sequence[tuple[str, int, Sequence[str] | None]],
-    jsonl_path: Path,
-    max_turns: int,
-    temperature: float,
-    max_new_tokens: int,
-    max_concurrency: int | None,
-    envs: EnvSource | None,
-    env_kwargs: Mapping[str, Any] | None,
-    progress: bool,
-    seed: int = 0,
+    out_dir: Path,
+    stem: str,
+    config: dict[str, Any],
+    runner: Runner,
+    seed: int,
 ) -> list[dict[str, Any]]:
-    """Run the (key, task_id, prefix) items not yet in `jsonl_path`, append each episode as it
-    ends, and return the records of all requested keys in request order."""
+    """The one resumable episode loop of the test runs and the revision-ability runs: check
+    that `<stem>.config.json` (the settings and the model: `config`) matches what the folder
+    was run with, run the (key, task_id, prefix) items not yet in `<stem>.jsonl`, append each
+    episode as it ends, and return the records of all requested keys in request order."""
+    env_name = config["env"]
+    _check_config(out_dir / f"{stem}.config.json", config)
+    jsonl_path = out_dir / f"{stem}.jsonl"
     done = {record["key"]: record for record in read_jsonl(jsonl_path)}
     todo = [item for item in items if item[0] not in done]
     if todo:
@@ -179,11 +194,12 @@ def _run_logged(
             done[record["key"]] = record
 
         run_episodes(
-            policy, _env_source(env_name, envs, env_kwargs), [task for _, task, _ in todo], max_turns,
-            temperature=temperature, max_new_tokens=max_new_tokens,
+            policy, _env_source(env_name, runner.envs, (runner.env_kwargs or {}).get(env_name)),
+            [task for _, task, _ in todo],
+            config["max_turns"], temperature=config["temperature"], max_new_tokens=config["max_new_tokens"],
             prefixes=[prefix for _, _, prefix in todo] if any(p is not None for _, _, p in todo) else None,
-            max_concurrency=_concurrency(env_name, max_concurrency),
-            on_finish=on_finish, progress=f"{env_name}" if progress else False, seed=seed,
+            max_concurrency=_concurrency(env_name, runner.max_concurrency),
+            on_finish=on_finish, progress=f"{env_name}" if runner.progress else False, seed=seed,
         )
     return [done[key] for key, _, _ in items]
 
@@ -211,10 +227,9 @@ def evaluate(
     out_dir = Path(out_dir)
     config = {"env": env_name, "max_turns": max_turns, "temperature": temperature, "max_new_tokens": max_new_tokens,
               "model": getattr(policy, "model_id", None), "seed": seed}
-    _check_config(out_dir / f"{env_name}.config.json", config)
     items = [(str(task_id), int(task_id), None) for task_id in task_ids]
-    records = _run_logged(policy, env_name, items, out_dir / f"{env_name}.jsonl", max_turns, temperature,
-                          max_new_tokens, max_concurrency, envs, env_kwargs, progress, seed=seed)
+    records = _resumable(policy, items, out_dir, env_name, config,
+                         Runner(max_concurrency, envs, {env_name: env_kwargs or {}}, progress), seed)
     metrics = {"env": env_name, **metrics_from_records(records), **{k: v for k, v in config.items() if k != "env"}}
     atomic_write_json(out_dir / f"{env_name}.metrics.json", metrics)
     atomic_write_json(out_dir / "metrics.json", load_metrics(out_dir))
@@ -324,10 +339,9 @@ def evaluate_revision(
     max_turns = int(max_turns or data["max_turns"])
     config = {"env": env_name, "max_turns": max_turns, "temperature": temperature, "max_new_tokens": max_new_tokens,
               "prefixes": fingerprint(prefixes_path), "seed": data.get("seed"), "model": getattr(policy, "model_id", None)}
-    _check_config(out_dir / f"{env_name}.revision.config.json", config)
     items = [(p["key"], int(p["task_id"]), p["responses"]) for p in data["prefixes"]]
-    records = _run_logged(policy, env_name, items, out_dir / f"{env_name}.revision.jsonl", max_turns, temperature,
-                          max_new_tokens, max_concurrency, envs, env_kwargs, progress, seed=data.get("seed") or 0)
+    records = _resumable(policy, items, out_dir, f"{env_name}.revision", config,
+                         Runner(max_concurrency, envs, {env_name: env_kwargs or {}}, progress), data.get("seed") or 0)
     metrics = {"env": env_name, **metrics_from_records(records), "max_turns": max_turns, "temperature": temperature,
                "prefix_source_reward": round(100 * _mean([p["source_reward"] for p in data["prefixes"]]), 4),
                "n_tasks_without_failure": len(data.get("no_failure", []))}
@@ -349,49 +363,44 @@ def evaluate_suite(
     policy: Policy,
     env_names: Sequence[str],
     out_dir: str | Path,
-    max_turns: int | Mapping[str, int],
-    split: str = "test",
-    tasks_per_env: int | Mapping[str, int] | None = None,
-    temperature: float = 0.0,
-    max_new_tokens: int = 128,
+    config: EvalConfig,
     seed: int = 0,
     prefixes_dir: str | Path | None = None,
     make_prefixes: bool = False,
-    prefix_temperature: float = 1.0,
-    max_concurrency: int | None = None,
-    env_kwargs: Mapping[str, Mapping[str, Any]] | None = None,
-    progress: bool = True,
+    runner: Runner = Runner(),
 ) -> dict[str, Any]:
-    """Notebook 04's one call. For each env: a seeded sample of `tasks_per_env` tasks of the
-    split (splits.select_tasks; one number or a mapping env -> n, as `max_turns`), evaluated;
-    then, when `prefixes_dir` is given, the revision-ability protocol: the prefixes are made
-    first if `make_prefixes` (the base model's run; a file already there is reused) and the
-    model continues from them. Writes what `evaluate` and `evaluate_revision` write; returns
-    {"metrics": summary over envs, "revision": the same for revision ability, or None}."""
+    """Notebook 04's one call. For each env: a seeded sample of `config.tasks_per_env` tasks of
+    `config.split` (splits.select_tasks; one number or a mapping env -> n, as `max_turns`),
+    evaluated; then, when `prefixes_dir` is given, the revision-ability protocol: the prefixes
+    are made first if `make_prefixes` (the base model's run; a file already there is reused)
+    and the model continues from them. Writes what `evaluate` and `evaluate_revision` write;
+    returns {"metrics": summary over envs, "revision": the same for revision ability, or None}."""
     from .splits import select_tasks
 
     out_dir = Path(out_dir)
     for env_name in env_names:
-        tasks = select_tasks(env_name, split, per_env(tasks_per_env, env_name), seed)
-        kwargs = dict((env_kwargs or {}).get(env_name, {}))
-        turns = int(per_env(max_turns, env_name))
+        tasks = select_tasks(env_name, config.split, per_env(config.tasks_per_env, env_name), seed)
+        kwargs = dict((runner.env_kwargs or {}).get(env_name, {}))
+        turns = int(per_env(config.max_turns, env_name))
         # one set of envs for the evaluation, the prefixes and the revision protocol: a
         # ScienceWorld env is a JVM that takes ~3 s to start
-        envs = [make_env(env_name, **kwargs) for _ in range(max(1, min(_concurrency(env_name, max_concurrency), len(tasks))))]
+        count = max(1, min(_concurrency(env_name, runner.max_concurrency), len(tasks)))
+        envs = [make_env(env_name, **kwargs) for _ in range(count)]
+        sampling = {"temperature": config.temperature, "max_new_tokens": config.max_new_tokens}
         try:
-            evaluate(policy, env_name, tasks, out_dir, turns, temperature=temperature, max_new_tokens=max_new_tokens,
-                     envs=envs, progress=progress, seed=seed)
+            evaluate(policy, env_name, tasks, out_dir, turns, **sampling, envs=envs, progress=runner.progress,
+                     seed=seed)
             if prefixes_dir:
                 path = error_prefix_path(prefixes_dir, env_name)
                 if make_prefixes:
                     make_error_prefixes(policy, env_name, tasks, path, seed=seed, max_turns=turns,
-                                        temperature=prefix_temperature, max_new_tokens=max_new_tokens,
-                                        envs=envs, progress=progress)
+                                        temperature=config.prefix_temperature, max_new_tokens=config.max_new_tokens,
+                                        envs=envs, progress=runner.progress)
                 if not path.exists():
                     raise FileNotFoundError(f"{path}: no erroneous prefixes for {env_name!r}; run the base model's "
                                             "evaluation with make_prefixes=True first")
-                evaluate_revision(policy, env_name, path, out_dir, max_turns=turns, temperature=temperature,
-                                  max_new_tokens=max_new_tokens, envs=envs, progress=progress)
+                evaluate_revision(policy, env_name, path, out_dir, max_turns=turns, **sampling, envs=envs,
+                                  progress=runner.progress)
         finally:
             for env in envs:
                 env.close()

@@ -171,20 +171,20 @@ def test_error_prefixes_need_sampling(tmp_path):
 def test_evaluate_suite_on_textcraft_with_revision_protocol(tmp_path):
     """The notebook's one call, on the real TextCraft split: base run makes the prefixes,
     a second model reuses them."""
-    from agentr_lib.evaluate import evaluate_suite
+    from agentr_lib.evaluate import EvalConfig, Runner, evaluate_suite
 
     base = ScriptedPolicy(lambda conversation, rng: format_response("?", rng.choice(["inventory", "get 1 oak log"])))
-    result = evaluate_suite(base, ["textcraft"], tmp_path / "base", max_turns=4, tasks_per_env=3, seed=3,
-                            prefixes_dir=tmp_path / "prefixes", make_prefixes=True, progress=False)
+    result = evaluate_suite(base, ["textcraft"], tmp_path / "base", EvalConfig(max_turns=4, tasks_per_env=3), seed=3,
+                            prefixes_dir=tmp_path / "prefixes", make_prefixes=True, runner=Runner(progress=False))
     assert result["metrics"]["textcraft"]["n"] == 3 and result["metrics"]["average"]["envs"] == ["textcraft"]
     prefixes = json.loads((tmp_path / "prefixes" / "textcraft.json").read_text())
     assert len(prefixes["prefixes"]) == 3 and result["revision"]["textcraft"]["n"] == 3
     assert json.loads((tmp_path / "base" / "metrics.json").read_text()) == result["metrics"]
     assert json.loads((tmp_path / "base" / "textcraft.config.json").read_text())["seed"] == 3, "the seed reaches the episodes"
     later = ScriptedPolicy(lambda conversation, rng: format_response("?", "inventory"))
-    again = evaluate_suite(later, ["textcraft"], tmp_path / "later", max_turns={"textcraft": 4},
-                           tasks_per_env={"textcraft": 3}, seed=3,
-                           prefixes_dir=tmp_path / "prefixes", progress=False)
+    again = evaluate_suite(later, ["textcraft"], tmp_path / "later",
+                           EvalConfig(max_turns={"textcraft": 4}, tasks_per_env={"textcraft": 3}), seed=3,
+                           prefixes_dir=tmp_path / "prefixes", runner=Runner(progress=False))
     assert json.loads((tmp_path / "prefixes" / "textcraft.json").read_text()) == prefixes
     assert again["revision"]["textcraft"]["n"] == 3
     records = read_jsonl(tmp_path / "later" / "textcraft.revision.jsonl")
@@ -212,9 +212,10 @@ def test_evaluate_suite_starts_each_env_once_for_its_three_runs(tmp_path, monkey
     # replies that depend on the conversation alone, so that both runs can be compared
     policy = ScriptedPolicy(lambda conversation, rng: format_response(
         "?", ["inventory", "get 1 oak log", "craft 1 stick using 2 planks"][len(conversation) % 3]))
-    evaluate_module.evaluate_suite(policy, ["textcraft"], tmp_path / "suite", max_turns=4, tasks_per_env=3, seed=3,
-                                   prefixes_dir=tmp_path / "prefixes", make_prefixes=True, max_concurrency=2,
-                                   progress=False)
+    config = evaluate_module.EvalConfig(max_turns=4, tasks_per_env=3, max_new_tokens=128)  # evaluate()'s default
+    evaluate_module.evaluate_suite(policy, ["textcraft"], tmp_path / "suite", config, seed=3,
+                                   prefixes_dir=tmp_path / "prefixes", make_prefixes=True,
+                                   runner=evaluate_module.Runner(max_concurrency=2, progress=False))
     assert made == ["made"] * 2 + ["closed"] * 2, made  # min(concurrency, tasks) envs, each closed once
     monkeypatch.setattr(evaluate_module, "make_env", make_env)
     alone = evaluate(policy, "textcraft", select_tasks("textcraft", "test", 3, 3), tmp_path / "alone", 4, seed=3,
