@@ -146,6 +146,9 @@ METHODS: tuple[str, ...] = ("agent_r", "direct_revision", "good_only")
 #: value rule -> the verifier name its verdicts are recorded under
 VERIFIER_NAMES: dict[str, str] = {"mean": "value", "no_good": "value-no-good", "seen": "value-seen"}
 VALUE_RULES: tuple[str, ...] = tuple(VERIFIER_NAMES)
+#: who finds a bad path's first error (`revision.verifier`): the value verifier by one of its
+#: rules, named as its verdicts are recorded, or the model (the actor judges its own steps)
+VERIFIERS: tuple[str, ...] = (*VERIFIER_NAMES.values(), "model")
 
 
 def shows_failure(env: str, node: Node) -> bool:
@@ -366,30 +369,28 @@ class RevisionSettings:
     vary. `alpha`: a good leaf scores above it; `beta`: a bad leaf scores at least this much
     below its good one; `max_pairs_per_tree` / `max_good_per_tree` (None = all) cap pairs and
     good rows per tree by a seeded sample (a tree whose late steps branch a lot yields many
-    near-identical good paths); `judge_from` and `value_rule` as in `model_verifier` and
-    `value_verifier`; `drop_inconsistent` leaves out the splices whose replay misses the good
-    reward."""
+    near-identical good paths); `judge_from` as in `model_verifier`; `verifier` the model or
+    the value verifier with the rule it is named by (`value_verifier`); `drop_inconsistent`
+    leaves out the splices whose replay misses the good reward."""
 
     method: str = "agent_r"
     alpha: float = 0.5
     beta: float = setting(0.2, number(0), "bad leaf: at least beta below the good leaf", "02")
-    verifier: str = setting("value", one_of("value", "model"), "who finds the first error: value (the search's "
-                            "values) or model (the actor judges its own steps)", "02")
+    verifier: str = setting("value", one_of(*VERIFIERS), "who finds the first error: the search's values by one "
+                            "rule -- value (the first step after the divergence whose mean value is below alpha), "
+                            "value-no-good (the first with no good leaf under it, i.e. later) or value-seen (the first "
+                            "value error whose observation shows the failure; a pair without one gives no revision "
+                            "row) -- or model (the actor judges its own steps)", "02")
     max_pairs_per_tree: int | None = setting(4, optional(int_at_least(1)), "(good, bad) pairs kept per tree, a seeded "
                                              "sample (null/None: all), so one tree does not dominate", "02")
     max_good_per_tree: int | None = None
     seed: int = 0
     judge_from: str = "divergence"
-    value_rule: str = setting("mean", one_of(*VALUE_RULES), "the value verifier's first error: mean (the first step "
-                              "after the divergence whose mean value is below alpha), no_good (the first with no good "
-                              "leaf under it, i.e. later) or seen (the first mean-rule error whose observation shows "
-                              "the failure; a pair without one gives no revision row)", "02")
     drop_inconsistent: bool = False
 
     def __post_init__(self) -> None:
-        for name, value, allowed in (("method", self.method, METHODS), ("verifier", self.verifier, ("value", "model")),
-                                     ("judge_from", self.judge_from, ("divergence", "start")),
-                                     ("value_rule", self.value_rule, VALUE_RULES)):
+        for name, value, allowed in (("method", self.method, METHODS), ("verifier", self.verifier, VERIFIERS),
+                                     ("judge_from", self.judge_from, ("divergence", "start"))):
             if value not in allowed:
                 raise ValueError(f"{name}={value!r}; expected one of {allowed}")
 
@@ -465,7 +466,8 @@ def build_rows(trees: Sequence[Tree], settings: RevisionSettings | None = None, 
     elif settings.verifier == "model":
         verdicts = model_verifier(pairs, policy, judge_from=settings.judge_from, progress=progress)
     else:
-        verdicts = [value_verifier(pair, settings.alpha, settings.value_rule) for pair in pairs]
+        rule = next(rule for rule, name in VERIFIER_NAMES.items() if name == settings.verifier)
+        verdicts = [value_verifier(pair, settings.alpha, rule) for pair in pairs]
     tally.update(pairs=len(pairs), unseen=sum(verdict is None for verdict in verdicts))
     kept = [(pair, verdict) for pair, verdict in zip(pairs, verdicts) if verdict is not None]  # rule "seen"
     pairs, verdicts = [pair for pair, _ in kept], [verdict for _, verdict in kept]

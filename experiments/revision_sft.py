@@ -65,9 +65,9 @@ def main() -> None:
         if not args.trees:
             parser.error("give --trees (SFT on their rows) or --model (evaluate a model as it is)")
         revision, sft = PROFILE["revision"], PROFILE["sft"]
-        settings = RevisionSettings(args.method, alpha=args.alpha, beta=revision["beta"], verifier="value",
-                                    max_pairs_per_tree=revision["max_pairs_per_tree"],
-                                    value_rule=revision["value_rule"], seed=args.seed)
+        settings = RevisionSettings(args.method, alpha=args.alpha, beta=revision["beta"],
+                                    verifier=revision["verifier"], max_pairs_per_tree=revision["max_pairs_per_tree"],
+                                    seed=args.seed)
         dataset = build_dataset(load_trees(args.trees), settings, replay_env_factory=make_env, progress=False)
         rows, prefixes = counts(dataset), revision_prefixes(dataset)
         if args.general:

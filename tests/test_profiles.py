@@ -63,7 +63,7 @@ def test_alpha_schedule_and_per_env_values():
     ({"revision": {"alpha": [0.5]}}, "revision.alpha = [0.5]", "a list of 3 numbers"),
     ({"revision": {"alpha": []}}, "revision.alpha = []", "a list of 3 numbers"),
     ({"revision": {"alpha": [0.5, 0.7, 1.0, 1.0]}}, "revision.alpha", "a list of 3 numbers"),
-    ({"revision": {"verifier": "llm"}}, "revision.verifier = 'llm'", "['value', 'model']"),
+    ({"revision": {"verifier": "llm"}}, "revision.verifier = 'llm'", "['value', 'value-no-good', 'value-seen', 'model']"),
     ({"sft": {"learning_rate": 0}}, "sft.learning_rate = 0", "a number > 0"),
     ({"sft": {"general_data": "/no/chat.jsonl"}}, "sft.general_data", "an existing local"),
     ({"eval": {"max_turns": "ten"}}, "eval.max_turns = 'ten'", "an integer >= 1"),

@@ -151,7 +151,7 @@ def test_value_verifier_no_good_rule_waits_for_the_point_of_no_return():
     assert value_verifier(pair_of(tree, n["G"], n["E"]), 0.5, rule="no_good").t_prime == 1  # E itself is good
     with pytest.raises(ValueError, match="rule"):
         value_verifier(gd, 0.5, rule="median")
-    ds = build_dataset([tree], RevisionSettings("agent_r", alpha=0.5, beta=0.2, value_rule="no_good", max_pairs_per_tree=None),
+    ds = build_dataset([tree], RevisionSettings("agent_r", alpha=0.5, beta=0.2, verifier="value-no-good", max_pairs_per_tree=None),
                        progress=False)
     assert {r["verifier"] for r in ds.to_list() if r["kind"] == "revision"} == {"value-no-good"}
 
@@ -168,7 +168,7 @@ def test_value_verifier_seen_rule_waits_for_a_failure_the_model_can_see():
     n["C"].action = None  # an unparsed reply is a failure the model sees too
     assert value_verifier(gd, 0.5, rule="seen").t_prime == 2
     tally: dict[str, int] = {}
-    ds = build_dataset([tree], RevisionSettings("agent_r", alpha=0.5, beta=0.2, value_rule="seen", max_pairs_per_tree=None),
+    ds = build_dataset([tree], RevisionSettings("agent_r", alpha=0.5, beta=0.2, verifier="value-seen", max_pairs_per_tree=None),
                        progress=False, tally=tally)
     spliced = [r for r in ds.to_list() if r["kind"] == "revision"]
     assert tally == {"pairs": 5, "unseen": 3, "inconsistent": 0}  # the dropped pairs are counted

@@ -32,7 +32,7 @@ class Env(Protocol):
     #: Where the tasks come from, for figure labels (e.g. "synthetic catalogue").
     data_mode: str
     #: Observation prefixes by which the environment says an action failed: the failures the
-    #: agent can see (the revision rule `value_rule: seen` puts the signal only after one).
+    #: agent can see (the verifier `value-seen` puts the signal only after one).
     failure_prefixes: tuple[str, ...]
 
     def task_ids(self, split: str) -> list[int]:
