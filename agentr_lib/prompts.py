@@ -102,12 +102,19 @@ def verifier_messages(
 
 
 _JUDGMENT_RE = re.compile(r"judge?ment[\s*_:\-]*(good|bad|uncertain)\b", re.IGNORECASE)
+#: The prompt's own option list ("Judgment: Good\nor\nJudgment: Bad ..."), copied back by a small
+#: model (SmolLM2-135M did: "Thought: Good\nor\nJudgment: Good\nor\nJudgment: Uncertain"): not a choice.
+_ECHOED_OPTIONS_RE = re.compile(
+    r"(?:judge?ment[\s*_:\-]*(?:good|bad|uncertain)\b[\s*]*\n\s*or\s*\n\s*)+judge?ment[\s*_:\-]*(?:good|bad|uncertain)\b",
+    re.IGNORECASE)
 
 
 def judgment_in(text: str | None) -> str | None:
     """The last `Judgment: Good|Bad|Uncertain` in `text` (case-insensitive, "Judgement" too),
-    or None when the reply has no judgment line (unparsed)."""
-    matches = _JUDGMENT_RE.findall(text or "")
+    or None when the reply has no judgment line (unparsed). The prompt's option list echoed
+    back (judgment lines joined by "or" lines) is no judgment: its last option would otherwise
+    be read as the verdict (always "Uncertain")."""
+    matches = _JUDGMENT_RE.findall(_ECHOED_OPTIONS_RE.sub(" ", text or ""))
     return matches[-1].capitalize() if matches else None
 
 

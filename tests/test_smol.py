@@ -250,3 +250,17 @@ def test_the_model_verifier_reads_the_real_models_judgments(engine, expert):
     finally:
         engine.lora_request = request
     assert all(judgment_in(reply) for reply in replies), replies
+
+
+@pytest.mark.parametrize("reply,expected", [
+    # SmolLM2-135M's reply in the smol-ci run: the prompt's options copied back, no choice made
+    ("Thought: Good\nor\nJudgment: Good\nor\nJudgment: Uncertain", None),
+    ("Judgment: Good\nor\nJudgment: Bad\nor\nJudgment: Uncertain", None),
+    ("It repeats the prompt:\nJudgment: Good\nor\nJudgment: Bad\nThe step failed.\nJudgment: Bad", "Bad"),
+    ("Judgment: Good ... on reflection, Judgment: Bad", "Bad"),  # a change of mind still counts
+    ("Judgment: Good", "Good"),
+])
+def test_an_echoed_option_list_is_not_a_judgment(reply, expected):
+    from agentr_lib.prompts import judgment_in
+
+    assert judgment_in(reply) == expected
