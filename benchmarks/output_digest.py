@@ -7,8 +7,9 @@ Runs `python -m agentr_lib.pipeline --profile P` into a fresh folder (one thread
 the tests do) and writes the sha256 of every output file: trees, datasets, episodes, metrics,
 weights. Executed notebooks, step markers and run.json are left out (they hold timings, paths,
 versions and the notebooks' own digests); a JSON or JSONL file is hashed as canonical JSON
-without the keys that hold wall-clock times, paths or versions, so two runs of unchanged code
-give the same digest.
+without the keys that hold wall-clock times or versions, with the run folder and the checkout
+written as <run> and <root> in its strings, so two runs of unchanged code in two folders give
+the same digest. `--digest RUN_DIR --root CHECKOUT` digests a run already made.
 """
 
 from __future__ import annotations
@@ -24,48 +25,52 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
-#: keys whose values are timings, machine paths or versions, not results
+#: keys whose values are wall-clock times or versions, not results
 VOLATILE_KEYS = {"seconds", "tokens_per_s", "started", "finished", "elapsed", "samples_per_s", "build_minutes",
-                 "created", "timestamp", "path", "paths", "out_dir", "output_dir", "model_path", "run_dir",
-                 "workdir", "versions", "git_commit", "machine", "wall_s", "minutes", "hostname"}
+                 "created", "timestamp", "versions", "git_commit", "machine", "wall_s", "minutes", "hostname"}
 SKIPPED_DIRS = {"steps", ".ipynb_checkpoints"}
-SKIPPED_SUFFIXES = {".ipynb", ".log", ".lock"}
-SKIPPED_NAMES = {"run.json"}
+SKIPPED_SUFFIXES = {".ipynb", ".log"}
+SKIPPED_NAMES = {"run.json", ".lock"}
 
 
-def _drop_volatile(value: Any) -> Any:
+def _drop_volatile(value: Any, places: dict[str, str]) -> Any:
     if isinstance(value, dict):
-        return {k: _drop_volatile(v) for k, v in value.items() if k not in VOLATILE_KEYS}
+        return {k: _drop_volatile(v, places) for k, v in value.items() if k not in VOLATILE_KEYS}
     if isinstance(value, list):
-        return [_drop_volatile(v) for v in value]
+        return [_drop_volatile(v, places) for v in value]
+    if isinstance(value, str):
+        for folder, name in places.items():
+            value = value.replace(folder, name)
     return value
 
 
-def _canonical(value: Any) -> bytes:
-    return json.dumps(_drop_volatile(value), sort_keys=True, ensure_ascii=False).encode()
+def _canonical(value: Any, places: dict[str, str]) -> bytes:
+    return json.dumps(_drop_volatile(value, places), sort_keys=True, ensure_ascii=False).encode()
 
 
-def file_digest(path: Path) -> str:
-    """sha256 of the file, or of its canonical JSON without volatile keys."""
+def file_digest(path: Path, places: dict[str, str]) -> str:
+    """sha256 of the file, or of its canonical JSON without volatile keys and with `places`
+    (folder -> placeholder) replaced in its strings."""
     if path.suffix == ".json":
         try:
-            return hashlib.sha256(_canonical(json.loads(path.read_text()))).hexdigest()
+            return hashlib.sha256(_canonical(json.loads(path.read_text()), places)).hexdigest()
         except (UnicodeDecodeError, json.JSONDecodeError):
             pass
     if path.suffix == ".jsonl":
         lines = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-        return hashlib.sha256(b"\n".join(_canonical(line) for line in lines)).hexdigest()
+        return hashlib.sha256(b"\n".join(_canonical(line, places) for line in lines)).hexdigest()
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def digest_run(run_dir: Path) -> dict[str, str]:
+def digest_run(run_dir: Path, root: Path = ROOT) -> dict[str, str]:
+    places = {str(run_dir): "<run>", str(root): "<root>"}  # the run folder first: it may lie in the checkout
     out = {}
     for path in sorted(run_dir.rglob("*")):
         relative = path.relative_to(run_dir)
         if (not path.is_file() or SKIPPED_DIRS & set(relative.parts) or path.suffix in SKIPPED_SUFFIXES
                 or path.name in SKIPPED_NAMES):
             continue
-        out[str(relative)] = file_digest(path)
+        out[str(relative)] = file_digest(path, places)
     return out
 
 
@@ -95,9 +100,14 @@ def main() -> int:
     parser.add_argument("--out", type=Path)
     parser.add_argument("--keep", type=Path, help="run into this folder (default: a temporary one)")
     parser.add_argument("--compare", nargs=2, type=Path, metavar=("BEFORE", "AFTER"))
+    parser.add_argument("--digest", type=Path, metavar="RUN_DIR", help="digest this finished run instead")
+    parser.add_argument("--root", type=Path, default=ROOT, help="the checkout that ran it (with --digest)")
     args = parser.parse_args()
     if args.compare:
         return compare(*args.compare)
+    if args.digest:
+        args.out.write_text(json.dumps(digest_run(args.digest, args.root), indent=1, sort_keys=True) + "\n")
+        return 0
     root = args.keep or Path(tempfile.mkdtemp(prefix=f"digest-{args.profile}-"))
     digest = digest_run(run_profile(args.profile, root))
     args.out.write_text(json.dumps(digest, indent=1, sort_keys=True) + "\n")
