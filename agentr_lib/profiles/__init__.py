@@ -243,10 +243,11 @@ def settings_markdown() -> str:
     """docs/settings.md: every key with its default, what it accepts, its meaning and the
     notebook parameter it becomes."""
     lines = ["# Settings", "",
-             "Every key a profile (`agentr_lib/profiles/*.yaml`) may set, generated from",
-             "`agentr_lib.profiles.SETTINGS` by `python -m agentr_lib.profiles` (a test checks it is",
-             "current). A notebook parameter takes the value as is; the pipeline adds the values of",
-             "the run (paths, iteration, per-iteration seed and alpha).", "",
+             "Every key a profile (`agentr_lib/profiles/*.yaml`) may set, generated from the stage configs'",
+             "fields (MCTSConfig, RevisionSettings, SFTConfig, EvalConfig) and `agentr_lib.profiles.SETTINGS`",
+             "by `python -m agentr_lib.profiles` (a test checks it is current). A notebook parameter takes",
+             "the value as is; the pipeline adds the values of the run (paths, iteration, per-iteration",
+             "seed and alpha).", "",
              "| key | default | accepts | meaning | notebook parameter |", "|---|---|---|---|---|"]
     for s in SETTINGS:
         where = ", ".join(f"{number}: `{s.param}`" for number in s.notebooks.split()) or ""
