@@ -28,14 +28,26 @@ ROOT = Path(__file__).resolve().parents[1]
 #: keys whose values are wall-clock times or versions, not results
 VOLATILE_KEYS = {"seconds", "tokens_per_s", "started", "finished", "elapsed", "samples_per_s", "build_minutes",
                  "created", "timestamp", "versions", "git_commit", "machine", "wall_s", "minutes", "hostname"}
+#: keys whose values are content hashes of a model folder (its weights are hashed here as files):
+#: PEFT writes adapter_config.json's target_modules, a set, in the order of the process's string
+#: hashing (PYTHONHASHSEED), so the same adapter gets another folder hash in another process
+UNORDERED_KEYS = {"target_modules"}
+FOLDER_HASH_KEYS = {"model", "model_id"}
 SKIPPED_DIRS = {"steps", ".ipynb_checkpoints"}
 SKIPPED_SUFFIXES = {".ipynb", ".log"}
 SKIPPED_NAMES = {"run.json", ".lock"}
 
 
+def _is_folder_hash(value: Any) -> bool:
+    return isinstance(value, str) and all(len(part) == 16 and all(c in "0123456789abcdef" for c in part)
+                                          for part in value.split("+"))
+
+
 def _drop_volatile(value: Any, places: dict[str, str]) -> Any:
     if isinstance(value, dict):
-        return {k: _drop_volatile(v, places) for k, v in value.items() if k not in VOLATILE_KEYS}
+        return {k: sorted(v) if k in UNORDERED_KEYS and isinstance(v, list) else
+                "<folder hash>" if k in FOLDER_HASH_KEYS and _is_folder_hash(v) else _drop_volatile(v, places)
+                for k, v in value.items() if k not in VOLATILE_KEYS}
     if isinstance(value, list):
         return [_drop_volatile(v, places) for v in value]
     if isinstance(value, str):
@@ -59,6 +71,8 @@ def file_digest(path: Path, places: dict[str, str]) -> str:
     if path.suffix == ".jsonl":
         lines = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
         return hashlib.sha256(b"\n".join(_canonical(line, places) for line in lines)).hexdigest()
+    if path.suffix == ".md":  # a model card names the base model's folder
+        return hashlib.sha256(_drop_volatile(path.read_text(), places).encode()).hexdigest()
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
