@@ -28,7 +28,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from .models import EMBEDDED_MODELS, PRETRAINED_MODELS
+from .models import EMBEDDED_MODELS, PRETRAINED_MODELS, model_dir_for, resolve_spec
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = ROOT / "notebooks"
@@ -57,8 +57,6 @@ def model_path(model: str, seed: int = 0) -> str:
     (`PRETRAINED_MODELS`) its converted folder (converted on first use); anything else (a model folder,
     a hub name) is returned as given."""
     if model in EMBEDDED_MODELS:
-        from .tiny import model_dir_for, resolve_spec
-
         return str(model_dir_for(resolve_spec(model, seed=seed)))
     if model in PRETRAINED_MODELS:
         from .smol import resolve

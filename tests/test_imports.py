@@ -111,6 +111,14 @@ def test_no_import_cycle():
     assert _cycles() == KNOWN_CYCLES
 
 
+def test_the_runtime_finds_embedded_models_without_their_builder():
+    """Checking a profile imports no model builder; the run layout reads the embedded models'
+    folders from the registry (agentr_lib.models), not from agentr_lib.tiny."""
+    assert not {"agentr_lib.tiny", "agentr_lib.smol"} & _reach("agentr_lib.profiles")
+    assert "agentr_lib.tiny" not in GRAPH["agentr_lib.layout"]
+    assert GRAPH["agentr_lib.models"] == set(), "the registry imports nothing of the project"
+
+
 def test_algorithm_modules_reach_no_profiles_module():
     algorithms = [name for name in MODULES if any(name == a or name.startswith(a + ".") for a in ALGORITHMS)]
     reached = {name: sorted(m for m in _reach(name) | {name} if m.startswith("agentr_lib.profiles"))

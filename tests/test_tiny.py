@@ -226,8 +226,7 @@ def test_the_shipped_models_are_what_the_code_would_build():
     import subprocess
     from dataclasses import asdict
 
-    from agentr_lib.models import SHIPPED_MODELS
-    from agentr_lib.tiny import MODELS_DIR, ROOT, model_dir_for
+    from agentr_lib.models import MODELS_DIR, ROOT, SHIPPED_MODELS, model_dir_for
 
     tracked = subprocess.run(["git", "ls-files", str(MODELS_DIR.relative_to(ROOT))], cwd=ROOT,
                              capture_output=True, text=True, check=True).stdout.split()
