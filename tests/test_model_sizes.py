@@ -1,0 +1,54 @@
+"""benchmarks/model_sizes.py: the shapes are the stated sizes, run on vLLM-CPU's head sizes,
+and the training measurement runs (a 2-layer model, a handful of rows)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+
+import model_sizes  # noqa: E402
+
+from agentr_lib.llm.vllm import CPU_HEAD_SIZES  # noqa: E402
+
+
+@pytest.mark.parametrize("name", list(model_sizes.SHAPES))
+def test_shapes_have_the_stated_size_and_a_vllm_cpu_head_size(name):
+    shape = model_sizes.SHAPES[name][1]
+    params = model_sizes.param_count(shape)
+    assert abs(params - model_sizes.STATED_PARAMS[name]) / model_sizes.STATED_PARAMS[name] < 0.1
+    assert shape["head_dim"] >= 32 and shape["head_dim"] in CPU_HEAD_SIZES
+    assert shape["num_heads"] % shape["num_kv_heads"] == 0
+
+
+def test_the_first_shape_is_tiny_disjoint():
+    from agentr_lib.tiny import SIZES
+
+    spec = SIZES["tiny-disjoint"]
+    shape = model_sizes.SHAPES["s1"][1]
+    assert all(getattr(spec, key) == value for key, value in shape.items())
+    assert model_sizes.param_count(shape) == 1_369_472  # experiments/results/tiny-disjoint.model_card.json
+
+
+def test_param_count_is_the_built_models(tmp_path):
+    from transformers import AutoModelForCausalLM
+
+    shape = dict(hidden_size=64, num_layers=2, num_heads=2, num_kv_heads=1, head_dim=32, intermediate_size=128)
+    folder = model_sizes.build_model("smoke", tmp_path / "m", shape)
+    model = AutoModelForCausalLM.from_pretrained(folder)
+    assert sum(p.numel() for p in model.parameters()) == model_sizes.param_count(shape)
+    assert model.config.vocab_size == model_sizes.TINY_VOCAB
+
+
+def test_training_measurement_smoke(tmp_path):
+    shape = dict(hidden_size=64, num_layers=2, num_heads=2, num_kv_heads=1, head_dim=32, intermediate_size=128)
+    folder = model_sizes.build_model("smoke", tmp_path / "m", shape)
+    rows = model_sizes.training_rows(4)
+    record = model_sizes.measure_training(str(folder), rows, threads=1, steps=3, batch_size=2)
+    assert record["steps"] == 3 and record["timed_steps"] == 2
+    assert record["timed_tokens"] == record["flops_check_tokens"] > 0  # FLOPs counted on the timed batches
+    assert record["tokens_per_s"] > 0 and record["limit_s"] > 0
+    assert record["trainable_params"] == model_sizes.param_count(shape)
