@@ -414,7 +414,7 @@ def estimate_left(plan: list[Step], number: int, profile: dict, durations: dict[
     if measured:
         per_weight = (sum(sum(seconds) for seconds in measured.values())
                       / sum(STEP_WEIGHTS[kind] * len(seconds) for kind, seconds in measured.items()))
-    elif profile.get("expected_minutes"):
+    elif profile.get("expected_minutes") and work:  # a plan of setup alone (--stop-before) has nothing to spread over
         per_weight = profile["expected_minutes"] * 60.0 / sum(STEP_WEIGHTS[step.cost_kind] for step in work)
     else:
         return None
@@ -430,9 +430,11 @@ def run_pipeline(
     figures_dir: Path | None = None,
     runs_root: Path = RUNS,
     overrides_by_step: dict[str, dict] | None = None,
+    stop_before: str | None = None,
 ) -> Path:
     """Execute (or print) the plan; returns the run folder. `overrides_by_step` replaces
-    notebook parameters of named steps (tests inject a failing value this way).
+    notebook parameters of named steps (tests inject a failing value this way). `stop_before`:
+    run only the steps before this one (docs/scale-out.md: it is pre-run on every GPU next).
 
     A step is skipped only when its marker says it finished from exactly the inputs it has
     now and its outputs are as it left them; a stale step (or every step from `from_step`
@@ -447,6 +449,10 @@ def run_pipeline(
     if from_step is not None and from_step not in keys:
         raise ValueError(f"--from-step {from_step!r} is not a step of this plan; steps: {', '.join(keys)}")
     redo_from = keys.index(from_step) if from_step else len(keys)
+    if stop_before is not None:
+        if stop_before not in keys:
+            raise ValueError(f"--stop-before {stop_before!r} is not a step of this plan; steps: {', '.join(keys)}")
+        plan = plan[:keys.index(stop_before)]
     if dry_run:
         upstream: dict[str, dict] = {}
         for number, step in enumerate(plan, start=1):
@@ -567,6 +573,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--single-task", action="store_true", help="also train one model per environment")
     parser.add_argument("--from-step", help="redo this step and every later one")
     parser.add_argument("--dry-run", action="store_true", help="print the plan and what is already done")
+    parser.add_argument("--stop-before", help="run the steps before this one only (docs/scale-out.md)")
     parser.add_argument("--runs-root", type=Path, default=RUNS, help="folder of run folders (default: data/runs)")
     parser.add_argument("--figures-dir", type=Path, help="where figures go (default: figures/<profile>)")
     parser.add_argument("--debug", action="store_true", help="show the full traceback of an error")
@@ -574,7 +581,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         profile = load_profile(args.profile, _cli_overrides(args))
         run_pipeline(profile, run_name=args.run_name, from_step=args.from_step, dry_run=args.dry_run,
-                     runs_root=args.runs_root, figures_dir=args.figures_dir)
+                     runs_root=args.runs_root, figures_dir=args.figures_dir, stop_before=args.stop_before)
     except KeyboardInterrupt:
         print("\ninterrupted: rerun the same command to resume", file=sys.stderr)
         return 130

@@ -227,3 +227,22 @@ def test_workers_follow_the_pipelines_step_markers(runs, tmp_path, capsys):
     sft_marker.write_text(json.dumps({"key": sft.key, "status": "done", "inputs": "old data"}))
     assert train_main(["--profile", str(profile), "--run-dir", str(run), "--step", sft.key]) == 2
     assert "step agent_r/iter1/sft is stale" in capsys.readouterr().err
+
+
+def test_the_pipeline_stops_before_a_step_the_workers_pre_run(tmp_path, capsys):
+    """The scale-out loop's `--stop-before KEY`: the pipeline runs (here: plans) only the steps
+    before KEY; a plan of setup alone still estimates its time (no division by zero)."""
+    from agentr_lib.pipeline import build_plan, estimate_left, run_pipeline
+    from agentr_lib.profiles import load_profile
+
+    path = tmp_path / "shardtest.yaml"
+    path.write_text(yaml.safe_dump(PROFILE))
+    profile = load_profile(path)
+    run_pipeline(profile, runs_root=tmp_path / "runs", figures_dir=tmp_path / "figs", dry_run=True,
+                 stop_before="iter1/mcts")
+    listed = [line.split()[3] for line in capsys.readouterr().out.splitlines() if line.startswith("[")]
+    assert listed == ["setup", "base/eval"]
+    with pytest.raises(ValueError, match="--stop-before 'iter9/mcts' is not a step of this plan"):
+        run_pipeline(profile, runs_root=tmp_path / "runs", dry_run=True, stop_before="iter9/mcts")
+    setup = build_plan(profile, tmp_path / "runs" / "x", tmp_path / "figs")[:1]
+    assert estimate_left(setup, 1, {**profile, "expected_minutes": 5}, {}) is None  # nothing to spread over
