@@ -1,4 +1,4 @@
-"""Paired comparison of pipeline runs that differ in one setting (README experiments table):
+"""Paired comparison of pipeline runs that differ in one setting (experiments table, experiments/LOG.md):
 every model of each variant run against the same model (method, iteration) of a reference
 run, on the same goals, with the paired bootstrap 95% interval of the difference. Runs of
 one machine share their setup, base model and (where the setting is downstream of it) the

@@ -1,5 +1,5 @@
 """One iteration's data -> SFT -> greedy evaluation on the validation goals, outside the pipeline
-(the README's experiments table). Settings are chosen here, on validation goals, never on test.
+(the experiments table of experiments/LOG.md). Settings are chosen here, on validation goals, never on test.
 
     python experiments/search.py runs/exp/s128x6 --tasks 128 --simulations 6
     python experiments/revision_sft.py runs/exp/agent_r --trees runs/exp/s128x6/trees --epochs 2

@@ -1,4 +1,4 @@
-"""A search on training goals outside the pipeline, for the README's experiments table:
+"""A search on training goals outside the pipeline, for the experiments table of experiments/LOG.md:
 trees with a successful leaf and time for a search size. Every setting not given on the
 command line is the `tiny` profile's `mcts` section.
 

@@ -1,4 +1,4 @@
-"""Success within 10, 15 and 20 turns of every model of a pipeline run (README experiments table),
+"""Success within 10, 15 and 20 turns of every model of a pipeline run (experiments table, experiments/LOG.md),
 read off its greedy TextCraft episodes: a greedy episode's first k turns are those of a k-turn
 evaluation, so one run at 20 turns answers "would a longer limit let the revising agent
 recover?". Each model is paired against the base model, and every method against every other

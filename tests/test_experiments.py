@@ -1,4 +1,4 @@
-"""The experiment scripts behind the README's experiments table, on hand-written run folders."""
+"""The experiment scripts behind the experiments table of experiments/LOG.md, on hand-written run folders."""
 
 from __future__ import annotations
 

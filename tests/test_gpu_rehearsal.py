@@ -4,7 +4,7 @@ pipeline, then what each step wrote is checked: LoRA adapters saved by SFT and l
 samplers (vLLM `enable_lora` where vllm is installed, as in CI), the model verifier's verdicts
 parsed and counted, three environments in the datasets and the evaluations, the single-task
 models, the 40-turn limit and the context budget. What only a GPU can check is listed in the
-README ("What only a GPU run can check")."""
+docs/gpu.md ("What only a GPU run can check")."""
 
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
 """The `unsloth` backend (GPU only): 4-bit loading with Unsloth, then the `hf` generate path;
 and the three Unsloth-only steps of training (`load_for_training`, `adamw_8bit`,
 `save_merged`), which agentr_lib.train's shared loop calls. This file is the whole of what
-only a GPU run exercises (README: "What only a GPU run can check").
+only a GPU run exercises (docs/gpu.md: "What only a GPU run can check").
 
 Import order matters: Unsloth patches transformers/peft/trl when it is imported, so it must
 be imported BEFORE any of them. `require_unsloth()` checks, in this order, that a CUDA device
