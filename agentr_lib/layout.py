@@ -59,7 +59,7 @@ def model_path(model: str, seed: int = 0) -> str:
     if model in EMBEDDED_MODELS:
         return str(model_dir_for(resolve_spec(model, seed=seed)))
     if model in PRETRAINED_MODELS:
-        from .smol import resolve
+        from .smol_warm import resolve
 
         return str(resolve(model))
     return str(model)

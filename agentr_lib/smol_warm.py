@@ -136,8 +136,11 @@ def build(recipe: WarmRecipe, root: str | Path = MODELS_DIR, threads: int | None
     return out
 
 
-def resolve_warm(name: str, root: str | Path = MODELS_DIR) -> Path:
-    """A warm-start name (`smollm2-135m-bc-lora-32`, ...) as its folder, built when missing."""
+def resolve(name: str, root: str | Path = MODELS_DIR) -> Path:
+    """A pretrained name (models.PRETRAINED_MODELS) as its model folder: the instruct model converted
+    when missing, a warm-start name (`smollm2-135m-bc-lora-32`, ...) built when missing."""
+    if name == NAME:
+        return convert(root)
     if name not in WARM_NAMES:
         raise SmolError(f"unknown SmolLM2 model {name!r}; expected {NAME!r} or one of {sorted(WARM_NAMES)}")
     return build(RECIPES[WARM_NAMES[name]], root)
@@ -155,11 +158,11 @@ def evaluate_val(model: str, tasks: int = 20, max_turns: int = 12, max_new_token
     the episodes go to `out` (resumable), the summary is returned (and written by the CLI)."""
     from . import stats
     from .evaluate import evaluate
-    from .layout import model_path
+    from .models import PRETRAINED_MODELS
     from .llm import load_policy
     from .splits import select_tasks
 
-    folder = model_path(model)
+    folder = str(resolve(model)) if model in PRETRAINED_MODELS else model
     goals = select_tasks("textcraft", "val", tasks, seed=0)
     out = Path(out) if out else MODELS_DIR / Path(folder).name / "eval" / "val"
     start = time.perf_counter()

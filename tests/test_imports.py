@@ -53,11 +53,7 @@ def _imports(name: str) -> set[str]:
 
 
 GRAPH: dict[str, set[str]] = {name: _imports(name) for name in MODULES}
-#: The one cycle left, in the SmolLM2 warm starts' files: a warm start is built on first use
-#: (layout.model_path -> smol.resolve -> smol_warm.resolve_warm), and smol_warm's validation
-#: evaluator resolves its model through layout.model_path again. It goes once the runtime reads
-#: built models from the registry instead of calling their builders.
-KNOWN_CYCLES: list[list[str]] = [["agentr_lib.layout", "agentr_lib.smol", "agentr_lib.smol_warm"]]
+KNOWN_CYCLES: list[list[str]] = []
 
 
 def _reach(start: str) -> set[str]:

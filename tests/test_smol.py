@@ -86,7 +86,7 @@ def test_warm_start_names_are_the_layouts():
 
     assert set(layout.PRETRAINED_MODELS) == {smol.NAME, *smol_warm.WARM_NAMES}
     with pytest.raises(smol.SmolError, match="unknown SmolLM2 model"):
-        smol.resolve("smollm2-135m-bc-lora-7")
+        smol_warm.resolve("smollm2-135m-bc-lora-7")
 
 
 def test_demo_goals_are_disjoint_from_search_validation_and_test():
