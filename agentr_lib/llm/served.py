@@ -4,7 +4,7 @@ in-process `vllm` backend is seen.
 
 Why a backend of its own and not `openai` (chat completions): the server would render the
 chat template and truncate on its own. Here the prompt is rendered and truncated by our code
-(`HFPolicy.prompt`, the in-process backends' own) from the model folder's tokenizer and sent
+(`ChatSampler.prompt`, the in-process backends' own) from the model folder's tokenizer and sent
 as token ids to `/v1/completions`, with the in-process backend's sampling parameters (n,
 temperature, top_p 1, the chat template's end-of-turn token ids as stop, the per-request seed
 `seed % 2**62`), and the reply's token ids are cut and decoded here as `VLLMPolicy` cuts and
@@ -35,8 +35,9 @@ from pathlib import Path
 from typing import Any
 
 from .base import Message, adapter_base, derive_seed, model_id
-from .hf import HFPolicy, check_model_source, stop_token_ids
+from .hf import check_model_source, stop_token_ids
 from .openai import OpenAIError, post_json
+from .sampler import ChatSampler
 from .vllm import DEFAULT_CPU_KV_CACHE_TOKENS, kv_cache_bytes, read_model_config
 
 
@@ -68,7 +69,7 @@ def _v1(endpoint: str) -> str:
     return root if root.endswith("/v1") else root + "/v1"
 
 
-class ServedPolicy:
+class ServedPolicy(ChatSampler):
     """Policy over running vLLM servers (see the module docstring).
 
     Attributes the pipeline reads, as `VLLMPolicy`'s: `backend_name` ("served"), `model_id`
@@ -167,11 +168,7 @@ class ServedPolicy:
         policy.adapter = adapter
         return policy
 
-    # ---- tokens (the hf backend's, so every backend truncates and renders identically) --
-    render = HFPolicy.render
-    count_tokens = HFPolicy.count_tokens
-    prompt = HFPolicy.prompt
-
+    # ---- tokens: rendering and truncation are ChatSampler's, as in every in-process backend --
     def budget(self, max_new_tokens: int = 0) -> int:
         """Prompt tokens allowed: `context_budget`, never more than the servers' max_model_len
         minus the reply length (`VLLMPolicy.budget`'s rule)."""
@@ -233,13 +230,7 @@ class ServedPolicy:
             if ids is None:
                 raise OpenAIError(f"{endpoint}/completions: the reply has no token_ids (return_token_ids needs "
                                   "vLLM >= 0.10.2): this backend decodes the tokens itself")
-            ids = list(ids)
-            for position, token in enumerate(ids):
-                if token in self.stop_ids:
-                    ids = ids[:position]
-                    break
-            self.generated_tokens += len(ids)
-            texts.append(self.tokenizer.decode(ids, skip_special_tokens=True).strip())
+            texts.append(self._decode(ids))
         return texts
 
     def _count_request(self) -> None:
