@@ -24,6 +24,7 @@ faster).
 from __future__ import annotations
 
 import contextlib
+import gc
 import json
 import logging
 import os
@@ -313,6 +314,10 @@ class VLLMPolicy(ChatSampler):
         try:
             from vllm import LLM
 
+            # an earlier engine that is garbage but not yet collected would, when the collector
+            # finalises it mid-way through this one's life, tear down the process-wide parallel
+            # groups this engine uses ("pipeline model parallel group is not initialized")
+            gc.collect()
             with _llvmlite_hidden(), _stderr_lines_dropped(NATIVE_STARTUP_NOISE):
                 llm = LLM(**kwargs)
         finally:
