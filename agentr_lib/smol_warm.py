@@ -115,7 +115,7 @@ def build(recipe: WarmRecipe, root: str | Path = MODELS_DIR, threads: int | None
     sft = work / "sft"
     if not (sft / "merged" / "config.json").is_file() or not (sft / "train_metrics.json").is_file():
         config = SFTConfig(lora=recipe.lora, lora_r=recipe.lora_r, lora_alpha=recipe.lora_alpha,
-                           learning_rate=recipe.learning_rate, num_epochs=recipe.epochs, batch_size=recipe.batch_size,
+                           learning_rate=recipe.learning_rate, epochs=recipe.epochs, batch_size=recipe.batch_size,
                            max_seq_length=recipe.max_seq_length, seed=recipe.seed, threads=threads,
                            save_adapter=False, save_merged=True, init_from="base", progress=False)
         train_sft(str(base), rows, sft, config, backend="hf")

@@ -316,7 +316,7 @@ def bc_stage(spec: TinySpec, stage: int, rows: list[dict], tokenizer: Any, init_
     for n, i in zip(dataset["num_tokens"], dataset["source_index"]):
         env_tokens[rows[i]["env"]] += int(n)
     config = SFTConfig(
-        lora=False, learning_rate=spec.learning_rate, num_epochs=spec.epochs, max_steps=spec.max_steps,
+        lora=False, learning_rate=spec.learning_rate, epochs=spec.epochs, max_steps=spec.max_steps,
         batch_size=spec.batch_size, warmup_ratio=spec.warmup_ratio, max_seq_length=spec.max_seq_length,
         seed=spec.seed + stage, threads=spec.threads, time_limit_s=spec.minutes * 60.0 if spec.minutes else None,
         init_from="scratch" if stage == 0 else "previous", save_adapter=False, progress=progress,

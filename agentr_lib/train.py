@@ -49,7 +49,7 @@ DEFAULT_TARGET_MODULES = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "
 @dataclass
 class SFTConfig:
     """SFT hyper-parameters (the paper: LoRA on Llama-3.1-8B; ours adds full FT for tiny). The
-    field made by `setting` is the profile key `sft.<field>` (`sft.epochs` is `num_epochs`):
+    field made by `setting` is the profile key `sft.<field>`:
     agentr_lib.profiles reads its default, check and meaning here."""
 
     lora: bool = setting(False, boolean, "LoRA adapters, or else full fine-tuning (the tiny model)", "03")
@@ -58,8 +58,8 @@ class SFTConfig:
     lora_dropout: float = 0.0
     target_modules: tuple[str, ...] = DEFAULT_TARGET_MODULES
     learning_rate: float = setting(1e-4, number(0, open_low=True), "peak learning rate (warmup + cosine)", "03")
-    num_epochs: float = setting(1, number(0, open_low=True), "passes over the data", "03")
-    max_steps: int | None = None  # when set, the number of optimizer steps instead of num_epochs' (said)
+    epochs: float = setting(1, number(0, open_low=True), "passes over the data", "03")
+    max_steps: int | None = None  # when set, the number of optimizer steps instead of epochs' (said)
     batch_size: int = setting(8, int_at_least(1), "conversations per optimizer step", "03")
     grad_accum: int = 1
     warmup_ratio: float = 0.03
@@ -313,10 +313,10 @@ def _train_loop(backend: str, model: Any, tokenizer: Any, rows: dict[str, list],
     lengths = [len(x) for x in rows["input_ids"]]
     rng = random.Random(config.seed)
     steps_per_epoch = math.ceil(len(lengths) / config.batch_size / config.grad_accum)
-    total = config.max_steps or max(1, math.ceil(steps_per_epoch * config.num_epochs))
+    total = config.max_steps or max(1, math.ceil(steps_per_epoch * config.epochs))
     if config.max_steps and (accelerator is None or accelerator.is_main_process):  # replaces the epochs: said
-        print(f"sft: max_steps={config.max_steps} sets the length; num_epochs={config.num_epochs:g} "
-              f"({math.ceil(steps_per_epoch * config.num_epochs)} steps) is not used")
+        print(f"sft: max_steps={config.max_steps} sets the length; epochs={config.epochs:g} "
+              f"({math.ceil(steps_per_epoch * config.epochs)} steps) is not used")
     warmup = max(1, int(total * config.warmup_ratio))
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else (tokenizer.eos_token_id or 0)
     loss_of = (lambda batch: model(**batch).loss) if backend == "unsloth" else (lambda batch: trained_token_loss(model, batch))

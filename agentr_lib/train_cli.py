@@ -73,7 +73,7 @@ def step_training(profile: str, run_dir: str, key: str) -> tuple[str, Any, str, 
     if p["GENERAL_DATA"]:
         dataset = mix_general(dataset, p["GENERAL_DATA"], eta=p["ETA"], seed=p["SEED"])
     config = SFTConfig(lora=p["LORA"], lora_r=p["LORA_R"], lora_alpha=p["LORA_ALPHA"], learning_rate=p["LEARNING_RATE"],
-                       num_epochs=p["EPOCHS"], batch_size=p["BATCH_SIZE"], max_seq_length=p["MAX_SEQ_LENGTH"],
+                       epochs=p["EPOCHS"], batch_size=p["BATCH_SIZE"], max_seq_length=p["MAX_SEQ_LENGTH"],
                        seed=p["SEED"], init_from=p["INIT_FROM"], save_merged=not p["LORA"])
     return model_path(p["INIT_MODEL"]), dataset, p["OUT_DIR"], config, p["BACKEND"]
 

@@ -212,7 +212,7 @@ def measure_training(model: str, rows: list[dict], threads: int, steps: int, bat
 
     spec = SIZES["tiny-disjoint"]
     torch.set_num_threads(threads)
-    config = SFTConfig(lora=False, learning_rate=spec.learning_rate, num_epochs=1.0, max_steps=steps,
+    config = SFTConfig(lora=False, learning_rate=spec.learning_rate, epochs=1.0, max_steps=steps,
                        batch_size=batch_size, warmup_ratio=spec.warmup_ratio, max_seq_length=spec.max_seq_length,
                        seed=0, threads=threads, init_from="scratch", save_adapter=False, save_merged=False,
                        progress=False, log_every=1)

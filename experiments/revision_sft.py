@@ -73,7 +73,7 @@ def main() -> None:
         if args.general:
             dataset = mix_general(dataset, args.general, eta=args.eta, seed=args.seed)
             rows.append({"general": sum(source == "general" for source in dataset["source"])})
-        config = SFTConfig(lora=False, num_epochs=args.epochs, learning_rate=args.lr, batch_size=sft["batch_size"],
+        config = SFTConfig(lora=False, epochs=args.epochs, learning_rate=args.lr, batch_size=sft["batch_size"],
                            max_seq_length=sft["max_seq_length"], seed=args.seed, progress=False)
         metrics = train_sft(str(model_path(args.base)), dataset, out / "sft", config, backend="hf")
         model = str(out / "sft" / "merged")

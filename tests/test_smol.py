@@ -139,7 +139,7 @@ def adapter(converted, expert, tmp_path_factory):
     from agentr_lib.train import SFTConfig, train_sft
 
     out = tmp_path_factory.mktemp("smol-sft")
-    config = SFTConfig(lora=True, lora_r=16, lora_alpha=32, learning_rate=CI_LR, num_epochs=CI_EPOCHS, batch_size=4,
+    config = SFTConfig(lora=True, lora_r=16, lora_alpha=32, learning_rate=CI_LR, epochs=CI_EPOCHS, batch_size=4,
                        max_seq_length=1024, save_merged=False, progress=False, init_from="base")
     metrics = train_sft(str(converted), expert, out, config, backend="hf")
     return out / "adapter", metrics

@@ -73,7 +73,7 @@ def test_raw_message_rows_are_tokenised_by_train_sft(micro, tmp_path, capsys):
     metrics = train_sft(micro, rows(), tmp_path / "raw", config, backend="hf")
     assert metrics["data"]["examples_in"] == 4 and metrics["data"]["truncated"] == 4
     said = [line for line in capsys.readouterr().out.splitlines() if "max_steps" in line]
-    assert said == ["sft: max_steps=2 sets the length; num_epochs=1 (2 steps) is not used"], "said once"
+    assert said == ["sft: max_steps=2 sets the length; epochs=1 (2 steps) is not used"], "said once"
     assert (tmp_path / "raw" / "merged" / "config.json").exists()
 
 
