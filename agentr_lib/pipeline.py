@@ -2,6 +2,8 @@
 
     python -m agentr_lib.pipeline --profile tiny            # what `make reproduce` runs
     python -m agentr_lib.pipeline --profile smoke --dry-run # print the plan
+    python -m agentr_lib.pipeline --profile tiny --set mcts.simulations=4 --set eval.split=val
+    python -m agentr_lib.pipeline --profile tiny --only eval --set eval.split=val  # one kind of step
 
 Plan: 00 set-up once; the base model's evaluation (iteration 0, which also fixes the
 erroneous prefixes of the revision-ability protocol); then for each method and iteration
@@ -11,6 +13,8 @@ outputs under data/runs/<run>/. A step is finished when its marker (`<run>/steps
 written last) records the digests of the inputs it ran on and of the outputs it wrote: a rerun
 of the same command skips what is unchanged, resumes what a crash or Ctrl-C interrupted, and
 reruns what a changed input (a retrained model, another setting, `--from-step`) made stale.
+A `--set` override reaches a step's digest as a changed profile does, through its parameters.
+`--only STAGE` runs the steps of one kind (STAGES) once the steps they read are done.
 """
 
 from __future__ import annotations
@@ -35,7 +39,8 @@ from .io import atomic_write_json, fingerprint, read_json
 from .layout import FIGURE_NOTEBOOKS, NOTEBOOKS, ROOT, RUNS, RunLayout, model_path, variants
 from .layout import figures_dir as default_figures_dir
 from .llm.base import NOT_THE_MODEL
-from .profiles import METHODS, ProfileError, alpha_for, load_profile, notebook_settings
+from .profiles import METHODS, ProfileError, alpha_for, notebook_settings
+from .run_config import RunConfig, load_run_config, parse_sets
 from .train import resolve_init_model
 
 
@@ -63,6 +68,12 @@ class Step:
         return self.notebook.split("_", 1)[0]
 
     @property
+    def stage(self) -> str:
+        """What `--only` names it by (one of STAGES): the last part of its key, "figures" for
+        the figure and table notebooks."""
+        return "figures" if self.after_all else self.key.rpartition("/")[2]
+
+    @property
     def cost_kind(self) -> str:
         """The steps whose measured time predicts this one's (STEP_WEIGHTS): the notebook's
         number, except the base evaluation, which also samples the revision prefixes and so is
@@ -88,6 +99,9 @@ def model_for_profile(profile: dict) -> str:
 
 #: Set-up runs each environment's expert on this many training tasks.
 EXPERT_TASKS = 2
+
+#: The kinds of step `--only` selects, in the order a run meets them.
+STAGES: tuple[str, ...] = ("setup", "eval", "mcts", "revision", "sft", "figures")
 
 
 def build_plan(profile: dict, run_dir: Path, figures_dir: Path) -> list[Step]:
@@ -334,6 +348,76 @@ def step_state(step: Step, run_dir: Path, upstream: dict[str, dict]) -> tuple[st
     return "done", ""
 
 
+def _wrote(step: Step, path: Path) -> bool:
+    """Whether `path` is one of the step's outputs or lies in a folder it writes."""
+    return path in step.outputs or any(path == folder or folder in path.parents for folder in step.output_dirs)
+
+
+def dependencies(plan: list[Step]) -> dict[str, list[str]]:
+    """Each step's key -> the earlier steps it reads: set-up (it builds or checks the base
+    model) for every later step, each step that wrote a path among its parameters (trees,
+    dataset, model, prefixes), and every earlier step for one that reads the whole run."""
+    out: dict[str, list[str]] = {}
+    for number, step in enumerate(plan):
+        earlier = plan[:number]
+        paths = [Path(value) for value in step.parameters.values() if isinstance(value, str) and value]
+        out[step.key] = [other.key for other in earlier
+                         if step.after_all or other.key == "setup" or any(_wrote(other, path) for path in paths)]
+    return out
+
+
+def plan_states(plan: list[Step], run_dir: Path, redo_from: int) -> dict[str, tuple[str, str]]:
+    """Every step's (state, why) as a run would find it before running anything: from its
+    marker (step_state), "redo" for the steps `--from-step` redoes (those from `redo_from` on)."""
+    states: dict[str, tuple[str, str]] = {}
+    upstream: dict[str, dict] = {}
+    for number, step in enumerate(plan):
+        states[step.key] = ("redo", "--from-step") if number >= redo_from else step_state(step, run_dir, upstream)
+        marker, _ = read_marker(run_dir, step.key)
+        if marker is not None:
+            upstream[step.key] = marker
+    return states
+
+
+def select_stages(plan: list[Step], only: list[str] | None) -> list[Step]:
+    """The steps `--only` selects (every step without it); a name that is not one of STAGES,
+    or that selects nothing in this plan, is a ValueError naming the choices."""
+    if not only:
+        return list(plan)
+    unknown = [name for name in only if name not in STAGES]
+    if unknown:
+        raise ValueError(f"--only {','.join(only)}: {', '.join(map(repr, unknown))} is not a kind of step; "
+                         f"choose from {', '.join(STAGES)}")
+    selected = [step for step in plan if step.stage in only]
+    if not selected:
+        raise ValueError(f"--only {','.join(only)}: no step of this plan is of that kind")
+    return selected
+
+
+def check_only(plan: list[Step], selected: list[Step], states: dict[str, tuple[str, str]], only: list[str]) -> None:
+    """With `--only`, every step a selected step reads must be done already or selected too;
+    otherwise a ValueError naming the step to run first: the earliest unfinished step that
+    the first blocked one needs, directly or through other unfinished steps."""
+    chosen, needs = {step.key for step in selected}, dependencies(plan)
+    order = [step.key for step in plan]
+    for step in selected:
+        missing = [key for key in needs[step.key] if key not in chosen and states[key][0] != "done"]
+        if not missing:
+            continue
+        blocking, todo = set(missing), list(missing)
+        while todo:  # what the missing steps need in turn that is not done either
+            for key in needs[todo.pop()]:
+                if key not in blocking and key not in chosen and states[key][0] != "done":
+                    blocking.add(key)
+                    todo.append(key)
+        first = min(blocking, key=order.index)
+        stage = next(other.stage for other in plan if other.key == first)
+        earliest = "" if first == missing[0] else f" (step {first}, the earliest unfinished step it needs)"
+        raise ValueError(f"--only {','.join(only)}: step {step.key} reads what {missing[0]} writes, and "
+                         f"{missing[0]} is not done ({states[missing[0]][0]}); run --only {stage} first{earliest}, "
+                         "or the pipeline without --only")
+
+
 class RunLocked(RuntimeError):
     """Another pipeline process holds the run folder."""
 
@@ -423,7 +507,7 @@ def estimate_left(plan: list[Step], number: int, profile: dict, durations: dict[
 
 
 def run_pipeline(
-    profile: dict,
+    config: RunConfig | dict,
     run_name: str | None = None,
     from_step: str | None = None,
     dry_run: bool = False,
@@ -431,15 +515,20 @@ def run_pipeline(
     runs_root: Path = RUNS,
     overrides_by_step: dict[str, dict] | None = None,
     stop_before: str | None = None,
+    only: list[str] | None = None,
 ) -> Path:
-    """Execute (or print) the plan; returns the run folder. `overrides_by_step` replaces
-    notebook parameters of named steps (tests inject a failing value this way). `stop_before`:
-    run only the steps before this one (docs/scale-out.md: it is pre-run on every GPU next).
+    """Execute (or print) the plan of `config` (a RunConfig, or a profile load_profile
+    returned); returns the run folder. `overrides_by_step` replaces notebook parameters of
+    named steps (tests inject a failing value this way). `stop_before`: run only the steps
+    before this one (docs/scale-out.md: it is pre-run on every GPU next). `only`: run only
+    the steps of these kinds (STAGES), once every step they read is done (check_only).
 
     A step is skipped only when its marker says it finished from exactly the inputs it has
     now and its outputs are as it left them; a stale step (or every step from `from_step`
     on) has its outputs removed and runs afresh; an interrupted one runs again and resumes
     from what it had written."""
+    config = RunConfig.from_settings(config) if isinstance(config, dict) else config
+    profile = config.settings
     run_dir = Path(runs_root) / (run_name or profile["name"])
     figures_dir = Path(figures_dir) if figures_dir else default_figures_dir(profile["name"])
     plan = build_plan(profile, run_dir, figures_dir)
@@ -453,20 +542,20 @@ def run_pipeline(
         if stop_before not in keys:
             raise ValueError(f"--stop-before {stop_before!r} is not a step of this plan; steps: {', '.join(keys)}")
         plan = plan[:keys.index(stop_before)]
+    selected = select_stages(plan, only)
     if dry_run:
-        upstream: dict[str, dict] = {}
-        for number, step in enumerate(plan, start=1):
-            state, why = step_state(step, run_dir, upstream)
-            if number - 1 >= redo_from:
-                state, why = "redo", "--from-step"
-            marker, _ = read_marker(run_dir, step.key)
-            if marker is not None:
-                upstream[step.key] = marker
-            print(f"[{number:2d}/{len(plan)}] {state:6s} {step.key:40s} {step.notebook}.ipynb -> {step.workdir}"
+        states = plan_states(plan, run_dir, redo_from)
+        for number, step in enumerate(selected, start=1):
+            state, why = states[step.key]
+            print(f"[{number:2d}/{len(selected)}] {state:6s} {step.key:40s} {step.notebook}.ipynb -> {step.workdir}"
                   + (f"  ({why})" if why else ""))
+        if only:
+            check_only(plan, selected, states, only)
         return run_dir
     with RunLock(run_dir) as lock:
-        _execute_plan(plan, profile, run_dir, figures_dir, redo_from, lock)
+        if only:
+            check_only(plan, selected, plan_states(plan, run_dir, redo_from), only)
+        _execute_plan(plan, selected, config, run_dir, figures_dir, redo_from, lock)
     return run_dir
 
 
@@ -488,8 +577,11 @@ def _read_manifest(path: Path) -> dict:
     return {"steps": {}}
 
 
-def _execute_plan(plan: list[Step], profile: dict, run_dir: Path, figures_dir: Path, redo_from: int,
-                  lock: RunLock) -> None:
+def _execute_plan(plan: list[Step], selected: list[Step], config: RunConfig, run_dir: Path, figures_dir: Path,
+                  redo_from: int, lock: RunLock) -> None:
+    """Run the `selected` steps of `plan` in order. A step not selected (`--only`) is passed
+    over, its marker standing in for it where a later step reads the whole run."""
+    profile = config.settings
     manifest_path = RunLayout(run_dir).manifest
     manifest = _read_manifest(manifest_path)
     for key, record in manifest["steps"].items():  # a process killed mid-step left it "running"
@@ -497,7 +589,8 @@ def _execute_plan(plan: list[Step], profile: dict, run_dir: Path, figures_dir: P
             record["status"] = "interrupted"
             manifest.setdefault("interruptions", []).append({"step": key, "detected": _now()})
     manifest.update({
-        "run": run_dir.name, "profile": profile["name"], "config": profile, "versions": _versions(),
+        "run": run_dir.name, "profile": profile["name"], "config": profile, "overrides": config.overrides,
+        "versions": _versions(),
         "machine": _machine(), "git_commit": _git_commit(), "figures_dir": str(_relative(str(figures_dir), run_dir)),
     })
     manifest.pop("finished", None)
@@ -505,11 +598,18 @@ def _execute_plan(plan: list[Step], profile: dict, run_dir: Path, figures_dir: P
     started = time.monotonic()
     durations: dict[str, list[float]] = {}
     upstream: dict[str, dict] = {}
-    for number, step in enumerate(plan, start=1):
+    numbers = {step.key: number for number, step in enumerate(selected, start=1)}
+    for position, step in enumerate(plan):
+        if step.key not in numbers:  # not selected: check_only found it done if a selected step reads it
+            marker, _ = read_marker(run_dir, step.key)
+            if marker is not None and marker.get("status") == "done":
+                upstream[step.key] = marker
+            continue
+        number = numbers[step.key]
         record = manifest["steps"].setdefault(step.key, {})
-        label = f"[{number:2d}/{len(plan)}] {step.key}"
+        label = f"[{number:2d}/{len(selected)}] {step.key}"
         state, why = step_state(step, run_dir, upstream)
-        if number - 1 >= redo_from:
+        if position >= redo_from:
             state, why = "stale", "--from-step"
         if state == "done":
             record["status"] = "done"
@@ -555,7 +655,7 @@ def _execute_plan(plan: list[Step], profile: dict, run_dir: Path, figures_dir: P
             manifest["setup"] = read_json(step.outputs[0])
         atomic_write_json(manifest_path, manifest)
         durations.setdefault(step.cost_kind, []).append(seconds)
-        left = estimate_left(plan, number, profile, durations)
+        left = estimate_left(selected, number, profile, durations)
         print(f"{label}: done in {_clock(seconds)} (elapsed {_clock(time.monotonic() - started)}"
               + (f", about {_clock(left)} left)" if left is not None else ")"), flush=True)
     manifest["finished"] = _now()
@@ -567,10 +667,16 @@ def main(argv: list[str] | None = None) -> int:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--profile", default="tiny", help="profile name or YAML path (default: tiny)")
     parser.add_argument("--run-name", help="folder under data/runs/ (default: the profile name)")
-    parser.add_argument("--methods", help="comma list of " + ", ".join(METHODS))
-    parser.add_argument("--iterations", type=int, help="number of self-training iterations (>= 1)")
-    parser.add_argument("--envs", help="comma list of " + ", ".join(ENV_NAMES))
-    parser.add_argument("--single-task", action="store_true", help="also train one model per environment")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="sets",
+                        help="change one setting, its key as the YAML spells it and the value as YAML "
+                             "(--set mcts.simulations=4 --set eval.split=val; repeatable; docs/settings.md)")
+    parser.add_argument("--methods", help="comma list of " + ", ".join(METHODS) + " (--set methods=[...])")
+    parser.add_argument("--iterations", type=int, help="number of self-training iterations (--set iterations=N)")
+    parser.add_argument("--envs", help="comma list of " + ", ".join(ENV_NAMES) + " (--set envs=[...])")
+    parser.add_argument("--single-task", action="store_true", help="also train one model per environment "
+                                                                   "(--set single_task=true)")
+    parser.add_argument("--only", help="run only the steps of these kinds, a comma list of " + ", ".join(STAGES)
+                        + "; the steps they read must be done")
     parser.add_argument("--from-step", help="redo this step and every later one")
     parser.add_argument("--dry-run", action="store_true", help="print the plan and what is already done")
     parser.add_argument("--stop-before", help="run the steps before this one only (docs/scale-out.md)")
@@ -579,9 +685,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--debug", action="store_true", help="show the full traceback of an error")
     args = parser.parse_args(argv)
     try:
-        profile = load_profile(args.profile, _cli_overrides(args))
-        run_pipeline(profile, run_name=args.run_name, from_step=args.from_step, dry_run=args.dry_run,
-                     runs_root=args.runs_root, figures_dir=args.figures_dir, stop_before=args.stop_before)
+        config = load_run_config(args.profile, _cli_sets(args))
+        for note in config.notes:
+            print(note, flush=True)
+        run_pipeline(config, run_name=args.run_name, from_step=args.from_step, dry_run=args.dry_run,
+                     runs_root=args.runs_root, figures_dir=args.figures_dir, stop_before=args.stop_before,
+                     only=args.only.split(",") if args.only else None)
     except KeyboardInterrupt:
         print("\ninterrupted: rerun the same command to resume", file=sys.stderr)
         return 130
@@ -610,22 +719,21 @@ def _error_line(err: BaseException) -> str:
     return f"{err.filename}: {err.strerror}; {hint}"
 
 
-def _cli_overrides(args: argparse.Namespace) -> dict[str, Any]:
-    """The command line's changes to the profile (validated with it by load_profile)."""
-    overrides: dict[str, Any] = {}
-    if args.methods:
-        overrides["methods"] = args.methods.split(",")
-    if args.envs:
-        overrides["envs"] = args.envs.split(",")
-    if args.single_task:
-        overrides["single_task"] = True
-    if args.iterations is not None:
-        overrides["iterations"] = args.iterations
-        alpha = load_profile(args.profile)["revision"]["alpha"]
-        if isinstance(alpha, list) and len(alpha) > args.iterations >= 1:
-            print(f"--iterations {args.iterations}: revision.alpha cut to its first values {alpha[:args.iterations]}")
-            overrides["revision"] = {"alpha": alpha[:args.iterations]}
-    return overrides
+def _cli_sets(args: argparse.Namespace) -> dict[str, Any]:
+    """The command line's changes to the profile as `--set` overrides: --set itself, then the
+    older flags, each the `--set` it names (a flag and a --set of the same key with different
+    values is an error, not a silent choice)."""
+    sets = parse_sets(args.sets)
+    sugar = {"methods": args.methods.split(",") if args.methods else None,
+             "envs": args.envs.split(",") if args.envs else None,
+             "iterations": args.iterations, "single_task": True if args.single_task else None}
+    for key, value in sugar.items():
+        if value is None:
+            continue
+        if key in sets and sets[key] != value:
+            raise ProfileError(f"--{key.replace('_', '-')} and --set {key}={sets[key]!r} disagree; give one")
+        sets[key] = value
+    return sets
 
 
 if __name__ == "__main__":

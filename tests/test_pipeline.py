@@ -15,6 +15,7 @@ from agentr_lib import pipeline
 from agentr_lib.io import read_json
 from agentr_lib.pipeline import build_plan, main, run_pipeline, step_state, variants
 from agentr_lib.profiles import load_profile
+from agentr_lib.run_config import load_run_config
 
 
 def test_plan_order_and_model_chaining(tmp_path):
@@ -89,7 +90,7 @@ def test_cli_rejects_unknown_method(capsys):
 
 
 class FakeExecutor:
-    """Writes each step's outputs from its parameters and its inputs' content, like a
+    """Writes each step's outputs from its settings and its inputs' content, like a
     deterministic notebook would; `fail_at` raises KeyboardInterrupt (a Ctrl-C) there."""
 
     def __init__(self, fail_at: str | None = None):
@@ -105,12 +106,18 @@ class FakeExecutor:
             (step.output_dirs[0] if step.output_dirs else step.workdir).mkdir(parents=True, exist_ok=True)
             raise KeyboardInterrupt
         seen = {name: fingerprint(step.parameters[name]) for name in step.inputs if step.parameters.get(name)}
+        seen["settings"] = sorted((name, repr(value)) for name, value in step.parameters.items()
+                                  if name.isupper() and not name.endswith("_DIR"))  # what it computes with
         if step.kind == "03":
             self.trainings += 1
             seen["training"] = self.trainings
         for folder in step.output_dirs:
             folder.mkdir(parents=True, exist_ok=True)
             (folder / "part.jsonl").open("a").write(json.dumps(seen) + "\n")
+            read_next = {"01": "trees", "02": "dataset"}.get(step.kind)  # the folder the next step reads
+            if read_next:
+                (folder / read_next).mkdir(exist_ok=True)
+                (folder / read_next / "part.jsonl").write_text(json.dumps(seen) + "\n")
         for path in step.outputs:
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(json.dumps({"step": step.key, "inputs": seen}))
@@ -122,14 +129,15 @@ def fake(monkeypatch, tmp_path):
     model = tmp_path / "model"
     model.mkdir()
     (model / "weights.bin").write_bytes(b"base")
-    profile = load_profile("smoke", {"iterations": 1, "methods": ["agent_r"], "model": str(model),
-                                     "revision": {"alpha": [-1.0]}})
+    one_iteration = {"iterations": 1, "methods": ["agent_r"], "model": str(model), "revision.alpha": [-1.0]}
     executor = FakeExecutor()
     monkeypatch.setattr(pipeline, "execute_step", executor)
 
-    def run(**kwargs):
+    def run(sets: dict | None = None, **kwargs):
+        """The plan of smoke with `sets` as the command line's --set on top of one iteration's."""
         executor.ran.clear()
-        run_pipeline(profile, run_name="r", runs_root=tmp_path / "runs", figures_dir=tmp_path / "fig", **kwargs)
+        config = load_run_config("smoke", {**one_iteration, **(sets or {})})
+        run_pipeline(config, run_name="r", runs_root=tmp_path / "runs", figures_dir=tmp_path / "fig", **kwargs)
         return list(executor.ran)
 
     return run, executor, tmp_path / "runs" / "r"
@@ -147,6 +155,69 @@ def test_finished_steps_are_skipped_and_run_json_says_done(fake):
         "what decides the kernels (and so the bits) is recorded"
     assert not str(run_dir) in json.dumps(read_json(pipeline.marker_path(run_dir, "agent_r/iter1/sft"))), \
         "markers hold paths relative to the run folder"
+
+
+def test_a_changed_set_makes_stale_exactly_the_steps_it_reaches_and_is_recorded(fake):
+    """--set mcts.simulations changes the search's parameters: the search and what reads its
+    trees rerun, set-up and the base evaluation stay done, and run.json records the override."""
+    run, _, run_dir = fake
+    run()
+    redone = run({"mcts.simulations": 1})
+    assert redone[0] == "iter1/mcts" and "setup" not in redone and "base/eval" not in redone
+    assert {"agent_r/iter1/revision", "agent_r/iter1/sft", "agent_r/iter1/eval"} <= set(redone)
+    manifest = read_json(run_dir / "run.json")
+    assert manifest["overrides"]["mcts.simulations"] == 1 and manifest["config"]["mcts"]["simulations"] == 1
+    assert run({"mcts.simulations": 1}) == [], "the same --set again: every step done"
+    assert run()[0] == "iter1/mcts", "dropping the --set is a change too"
+
+
+def test_only_runs_one_kind_of_step_once_what_it_reads_is_done(fake):
+    run, _, run_dir = fake
+    with pytest.raises(ValueError, match=r"step iter1/mcts reads what setup writes.*run --only setup first"):
+        run(only=["mcts"])
+    assert run(only=["setup", "mcts"]) == ["setup", "iter1/mcts"]
+    with pytest.raises(ValueError, match=r"agent_r/iter1/sft reads what agent_r/iter1/revision writes, and "
+                                         r"agent_r/iter1/revision is not done \(todo\); run --only revision first"):
+        run(only=["sft"])
+    with pytest.raises(ValueError, match=r"run --only eval first"):  # the prefixes of the base evaluation
+        run(only=["revision", "sft", "figures"])
+    with pytest.raises(ValueError, match=r"agent_r/iter1/eval reads what agent_r/iter1/sft writes.*run --only "
+                                         r"revision first \(step agent_r/iter1/revision, the earliest"):
+        run(only=["eval"])
+    assert run(only=["revision", "sft"]) == ["agent_r/iter1/revision", "agent_r/iter1/sft"]
+    assert run(only=["eval"]) == ["base/eval", "agent_r/iter1/eval"]
+    assert run() == [f"figures/{name}" for name in pipeline.FIGURE_NOTEBOOKS]
+    assert run({"eval.max_turns": 3}, only=["eval"]) == ["base/eval", "agent_r/iter1/eval"]
+    assert run({"eval.max_turns": 3}) == [f"figures/{name}" for name in pipeline.FIGURE_NOTEBOOKS], \
+        "they read every evaluation"
+    with pytest.raises(ValueError, match="'evals' is not a kind of step; choose from setup, eval, mcts"):
+        run(only=["evals"])
+
+
+def test_only_with_dry_run_prints_the_selected_steps_then_what_to_run_first(tmp_path, capsys):
+    with pytest.raises(ValueError, match="agent_r/iter1/sft reads what agent_r/iter1/revision writes.*run --only "
+                                         "mcts first \\(step iter1/mcts, the earliest"):
+        run_pipeline(load_profile("smoke"), dry_run=True, runs_root=tmp_path, only=["setup", "sft"])
+    lines = capsys.readouterr().out.splitlines()
+    assert [line.split()[3] for line in lines] == ["setup"] + [f"{m}/iter{k}/sft" for m in ("agent_r", "direct_revision")
+                                                               for k in (1, 2, 3)]
+    assert not (tmp_path / "smoke").exists()
+
+
+def test_cli_set_and_its_sugar(capsys, tmp_path):
+    root = ["--profile", "smoke", "--dry-run", "--runs-root", str(tmp_path)]
+    assert main(root + ["--set", "iterations=1", "--set", "methods=[good_only]"]) == 0
+    out = capsys.readouterr().out
+    assert "good_only/iter1/sft" in out and "agent_r" not in out and "alpha cut to its first values [-1.0]" in out
+    assert main(root + ["--methods", "good_only", "--iterations", "1", "--only", "setup,mcts"]) == 0
+    assert [line.split()[3] for line in capsys.readouterr().out.splitlines()[1:]] == ["setup", "iter1/mcts"]
+    assert main(root + ["--iterations", "1", "--set", "iterations=2"]) == 2
+    assert "--iterations and --set iterations=2 disagree" in capsys.readouterr().err
+    assert main(root + ["--set", "mcts.simulatons=2"]) == 2
+    err = capsys.readouterr().err
+    assert "--set mcts.simulatons: unknown key; nearest valid keys: mcts.simulations" in err and "Traceback" not in err
+    assert main(root + ["--set", "eval.split=dev"]) == 2
+    assert "eval.split = 'dev': expected one of ['test', 'val']" in capsys.readouterr().err
 
 
 def test_a_retrained_model_makes_its_evaluation_stale(fake):

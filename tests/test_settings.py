@@ -62,9 +62,8 @@ def test_a_changed_default_in_a_stage_config_reaches_every_consumer(monkeypatch,
 
 
 def test_dataclass_defaults_are_the_schemas():
-    renamed = {"num_epochs": "epochs"}
     for config, section in ((MCTSConfig(), "mcts"), (SFTConfig(), "sft"), (RevisionSettings(), "revision")):
-        shared = {f.name: f"{section}.{renamed.get(f.name, f.name)}" for f in dataclasses.fields(config)}
+        shared = {f.name: f"{section}.{f.name}" for f in dataclasses.fields(config)}
         shared = {name: key for name, key in shared.items() if key in SCHEMA}
         assert len(shared) >= 4, (section, shared)
         for name, key in shared.items():

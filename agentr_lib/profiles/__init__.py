@@ -16,6 +16,7 @@ falls back to a default.
 from __future__ import annotations
 
 import copy
+import difflib
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any, Callable
@@ -55,6 +56,14 @@ REHEARSAL_CHANGES: dict[str, str] = {
 
 class ProfileError(ValueError):
     """A profile value of the wrong type or range; the message names the file, key and value."""
+
+
+class UnknownKey(ProfileError, KeyError):
+    """A key no setting has (a typo in a profile file or a `--set`); the message names it and
+    the nearest valid keys. A KeyError too, as a missing key is; printed as its message (a
+    KeyError alone would print it quoted)."""
+
+    __str__ = ValueError.__str__
 
 
 def _names(choices: Callable[[], tuple[str, ...]]) -> Check:
@@ -147,9 +156,10 @@ class Setting:
         return self.check(_Unacceptable()) or ""
 
 
-def _stage(section: str, config: type, renamed: dict[str, str] | None = None) -> tuple[Setting, ...]:
-    """The keys a stage config owns: its fields made by checks.setting, in their order."""
-    return tuple(Setting(f"{section}.{(renamed or {}).get(f.name, f.name)}", None, f.metadata["check"],
+def _stage(section: str, config: type) -> tuple[Setting, ...]:
+    """The keys a stage config owns: its fields made by checks.setting, in their order (the key
+    is `section.field`: one spelling for the YAML, the field and the notebook parameter)."""
+    return tuple(Setting(f"{section}.{f.name}", None, f.metadata["check"],
                          f.metadata["meaning"], f.metadata["notebooks"], owner=config, field_name=f.name)
                  for f in fields(config) if "meaning" in f.metadata)
 
@@ -189,7 +199,7 @@ SETTINGS: tuple[Setting, ...] = (
             "replay each splice in the environment and record whether it still succeeds", "02"),
     Setting("sft.backend", "auto", one_of("auto", "hf", "unsloth"),
             "training backend: auto (unsloth on a CUDA GPU with the package, else hf), hf or unsloth", "03"),
-    *_stage("sft", SFTConfig, renamed={"num_epochs": "epochs"}),
+    *_stage("sft", SFTConfig),
     Setting("sft.general_data", "", _chat_file,
             "a local JSONL/parquet file of general chat data to mix in (empty: none; none ships)", "03"),
     Setting("sft.eta", 0.2, number(0, 0.99), "share of general data in the mix when general_data is set (paper: 0.2)",
@@ -290,13 +300,19 @@ def available_profiles() -> list[str]:
     return sorted(path.stem for path in PROFILES_DIR.glob("*.yaml"))
 
 
+def nearest_keys(key: str, valid: list[str]) -> list[str]:
+    """The valid keys most like `key` (a typo's likely intent), at most three."""
+    return difflib.get_close_matches(key, valid, n=3, cutoff=0.5)
+
+
 def _merge(defaults: dict, overrides: dict, where: str, source: str) -> dict:
     merged = copy.deepcopy(defaults)
     for key, value in overrides.items():
         if key not in defaults:
-            raise KeyError(
-                f"{source}: unknown key {where}{key!r}; valid keys: {', '.join(sorted(defaults))}"
-            )
+            near = nearest_keys(key, list(defaults))
+            raise UnknownKey(f"{source}: unknown key {where}{key!r}"
+                             + (f" (did you mean {', '.join(repr(k) for k in near)}?)" if near else "")
+                             + f"; valid keys: {', '.join(sorted(defaults))}")
         if isinstance(defaults[key], dict):
             if not isinstance(value, dict):
                 raise TypeError(f"{source}: {where}{key!r} must be a mapping, got {value!r}")
@@ -304,6 +320,33 @@ def _merge(defaults: dict, overrides: dict, where: str, source: str) -> dict:
         else:
             merged[key] = value
     return merged
+
+
+def apply_sets(profile: dict[str, Any], sets: dict[str, Any], source: str) -> dict[str, Any]:
+    """The profile with each dotted key of `sets` (`mcts.simulations`, spelled as the YAML
+    spells it) replaced by its value; a key no setting has is an UnknownKey naming it and the
+    nearest valid keys. Values are checked later, with the whole profile (validate_profile)."""
+    out = copy.deepcopy(profile)
+    for key, value in sets.items():
+        if key not in SCHEMA:
+            near = nearest_keys(key, list(SCHEMA)) or [k for k in SCHEMA if k.startswith(key.partition(".")[0] + ".")]
+            raise UnknownKey(f"{source}: --set {key}: unknown key; nearest valid keys: {', '.join(near[:6])} "
+                             "(docs/settings.md lists every key)")
+        section, _, name = key.rpartition(".")
+        (out[section] if section else out)[name] = copy.deepcopy(value)
+    return out
+
+
+def parse_set(text: str) -> tuple[str, Any]:
+    """`KEY=VALUE` from the command line: the dotted key and the value parsed as YAML (`4` is
+    an integer, `[agent_r]` a list, `null` None, `val` a string)."""
+    key, sep, raw = text.partition("=")
+    if not sep or not key.strip():
+        raise ProfileError(f"--set {text!r}: expected KEY=VALUE, e.g. --set mcts.simulations=4")
+    try:
+        return key.strip(), yaml.safe_load(raw)
+    except yaml.YAMLError as err:
+        raise ProfileError(f"--set {text}: the value {raw!r} is not valid YAML ({err.problem})") from None
 
 
 def _read_yaml(path: Path) -> Any:
@@ -323,19 +366,34 @@ def _read_yaml(path: Path) -> Any:
                            f"{err.problem}{began}; fix the file's syntax") from None
 
 
-def load_profile(name_or_path: str | Path, overrides: dict | None = None) -> dict[str, Any]:
-    """A profile by name (agentr_lib/profiles/<name>.yaml) or path, merged over DEFAULTS."""
+def profile_path(name_or_path: str | Path) -> Path:
+    """A profile's file: agentr_lib/profiles/<name>.yaml for a bare name, else the path."""
     path = Path(name_or_path)
     if not path.suffix:
         path = PROFILES_DIR / f"{name_or_path}.yaml"
     if not path.exists():
         raise FileNotFoundError(f"no profile {str(name_or_path)!r}; available: {', '.join(available_profiles())}")
+    return path
+
+
+def merged_profile(path: Path, overrides: dict | None = None, sets: dict[str, Any] | None = None) -> dict[str, Any]:
+    """A profile file merged over the defaults, then nested `overrides`, then dotted `sets`;
+    not yet validated (the caller validates once, with every change in)."""
     raw = _read_yaml(path)
     if not isinstance(raw, dict):
         raise TypeError(f"{path}: a profile must be a mapping of keys, got {type(raw).__name__}")
     profile = _merge(_nested_defaults(), raw, "", str(path))
     if overrides:
-        profile = _merge(profile, overrides, "", "overrides")
+        profile = _merge(profile, overrides, "", f"{path} with overrides")
+    return apply_sets(profile, sets or {}, str(path))
+
+
+def load_profile(name_or_path: str | Path, overrides: dict | None = None) -> dict[str, Any]:
+    """A profile by name (agentr_lib/profiles/<name>.yaml) or path, merged over DEFAULTS, with
+    nested `overrides` ({"mcts": {"simulations": 4}}), validated. The pipeline's command line
+    goes through run_config.load_run_config, which takes `--set` overrides."""
+    path = profile_path(name_or_path)
+    profile = merged_profile(path, overrides)
     validate_profile(profile, f"{path}" + (f" with overrides {overrides}" if overrides else ""))
     profile["name"] = path.stem
     return profile
