@@ -28,7 +28,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from .models import EMBEDDED_MODELS, PRETRAINED_MODELS, model_dir_for, resolve_spec
+from .models import EMBEDDED_MODELS, PRETRAINED_MODELS, model_dir_for, pretrained_dir, resolve_spec
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = ROOT / "notebooks"
@@ -54,14 +54,13 @@ def figures_dir(profile_name: str) -> Path:
 def model_path(model: str, seed: int = 0) -> str:
     """A model named by a profile or a parameters cell: an embedded model (`EMBEDDED_MODELS`) is
     its cache folder (built by notebook 00 with the run's seed); a pretrained one
-    (`PRETRAINED_MODELS`) its converted folder (converted on first use); anything else (a model folder,
+    (`PRETRAINED_MODELS`) its folder (converted or warm-started on first use, by the registry's
+    builder: layout imports none); anything else (a model folder,
     a hub name) is returned as given."""
     if model in EMBEDDED_MODELS:
         return str(model_dir_for(resolve_spec(model, seed=seed)))
     if model in PRETRAINED_MODELS:
-        from .smol_warm import resolve
-
-        return str(resolve(model))
+        return str(pretrained_dir(model))
     return str(model)
 
 

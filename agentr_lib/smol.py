@@ -26,14 +26,12 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Sequence
 
 from .io import atomic_write_json, read_json
+from .models import MODELS_DIR
 
-ROOT = Path(__file__).resolve().parents[1]
-MODELS_DIR = ROOT / "data" / "models"
-
-#: The profile name of the converted model (layout.PRETRAINED_MODELS lists it).
+#: The profile name of the converted model (models.PRETRAINED_MODELS lists it).
 NAME = "smollm2-135m"
 #: The hub model the GGUF was made from (what a user with internet can name instead).
 HUB_NAME = "HuggingFaceTB/SmolLM2-135M-Instruct"
@@ -178,12 +176,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     conv.add_argument("--force", action="store_true", help="convert again even when the folder exists")
     sub.add_parser("verify", help="re-hash the GGUF and the converted weights")
     args = parser.parse_args(argv)
+    return run_cli(lambda: print(convert(force=args.force)) if args.command == "convert" else _verify())
+
+
+def _verify() -> None:
+    card = verify()
+    print(f"{NAME}: GGUF and weights match (weights sha256 {card['weights_sha256']})")
+
+
+def run_cli(command: Callable[[], object]) -> int:
+    """A CLI command's exit status: 0, or 1 with its SmolError (a missing package, a corrupt
+    file: one line saying what to do) printed as `error: ...`, the way every SmolLM2 command
+    (this module's, agentr_lib.build.smol_warm's) fails."""
     try:
-        if args.command == "convert":
-            print(convert(force=args.force))
-        else:
-            card = verify()
-            print(f"{NAME}: GGUF and weights match (weights sha256 {card['weights_sha256']})")
+        command()
     except SmolError as err:
         print(f"error: {err}", file=sys.stderr)
         return 1

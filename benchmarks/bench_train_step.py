@@ -19,7 +19,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import torch  # noqa: E402
 from transformers import Qwen2Config, Qwen2ForCausalLM  # noqa: E402
 
-from agentr_lib.tiny import SIZES  # noqa: E402
+from agentr_lib.models import SIZES  # noqa: E402
 from agentr_lib.train import trained_token_loss  # noqa: E402
 
 

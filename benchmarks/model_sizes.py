@@ -1,9 +1,9 @@
 """Model size: sampling and training speed of 3-4 Llama shapes, side by side, in one run.
 
 Issue 32, step 1 ("measure before building big"). Each shape is the tiny-disjoint spec
-(agentr_lib.tiny) with a larger hidden size / depth / MLP, head size 32 (a size vLLM's CPU
+(agentr_lib.models) with a larger hidden size / depth / MLP, head size 32 (a size vLLM's CPU
 attention runs), the same tokenizer and vocabulary as the shipped tiny-disjoint model
-(data/models/tiny-v5-tiny-disjoint-*), randomly initialised (`tiny.make_model`, seed 0) and
+(data/models/tiny-v5-tiny-disjoint-*), randomly initialised (`agentr_lib.build.model.make_model`, seed 0) and
 saved to a temporary folder under /tmp. Random weights do not change the cost of a token;
 they make every reply run to the token limit (96 new tokens), so all shapes do the same work.
 
@@ -77,7 +77,7 @@ def tiny_tokenizer_dir() -> Path:
 
 
 def param_count(shape: dict, vocab: int = TINY_VOCAB) -> int:
-    """Parameters of a tied-embedding Llama of this shape (what `tiny.make_model` builds)."""
+    """Parameters of a tied-embedding Llama of this shape (what `build.model.make_model` builds)."""
     h, layers, i = shape["hidden_size"], shape["num_layers"], shape["intermediate_size"]
     q, kv = shape["num_heads"] * shape["head_dim"], shape["num_kv_heads"] * shape["head_dim"]
     per_layer = h * q + 2 * h * kv + q * h + 3 * h * i + 2 * h  # q, k, v, o; gate, up, down; two RMSNorms
@@ -88,7 +88,8 @@ def build_model(name: str, folder: Path, shape: dict | None = None) -> Path:
     """A randomly initialised model of SHAPES[name] (or `shape`) with the tiny tokenizer, saved to `folder`."""
     from transformers import AutoTokenizer
 
-    from agentr_lib.tiny import make_model, resolve_spec
+    from agentr_lib.build.model import make_model
+    from agentr_lib.models import resolve_spec
 
     tokenizer = AutoTokenizer.from_pretrained(tiny_tokenizer_dir())
     spec = resolve_spec("tiny-disjoint", **(shape if shape is not None else SHAPES[name][1]))
@@ -110,7 +111,7 @@ def training_rows(count: int = 48, max_seq_length: int = 1536, tokenizer_dir: st
 
     from agentr_lib.data import tokenize_dataset
     from agentr_lib.envs import make_env
-    from agentr_lib.tiny import expert_episode
+    from agentr_lib.build.demos import expert_episode
 
     env = make_env("textcraft")
     rows = [{"messages": expert_episode(env, t)["messages"]} for t in env.task_ids("train")[:count]]
@@ -207,7 +208,7 @@ def measure_training(model: str, rows: list[dict], threads: int, steps: int, bat
     import torch
     from sampling import matmul_gflops
 
-    from agentr_lib.tiny import SIZES
+    from agentr_lib.models import SIZES
     from agentr_lib.train import SFTConfig, train_sft
 
     spec = SIZES["tiny-disjoint"]
@@ -378,7 +379,7 @@ def main() -> int:
               "seconds": round(time.time() - started), "args": {k: v for k, v in vars(args).items() if k not in
                                                                  ("child", "model", "rows")},
               "shapes": {n: {"label": SHAPES[n][0], **SHAPES[n][1], "params": param_count(SHAPES[n][1])} for n in shapes},
-              "weights": "random (tiny.make_model, seed 0); replies run to the 96-token limit",
+              "weights": "random (agentr_lib.build.model.make_model, seed 0); replies run to the 96-token limit",
               "tiny_disjoint_build": {"tokens_seen": tokens_seen, "train_seconds": card["train"]["seconds"],
                                       "build_minutes": card.get("build_minutes")},
               "records": records}

@@ -18,7 +18,7 @@ fp32 matmul rate measured here on the model's own shapes.
 
 Usage: `OMP_NUM_THREADS=2 python benchmarks/sampling.py [--model PATH|random] [--rounds 2]
 [--workloads wave,search,eval] [--backends hf,vllm] [--device cpu] [--json out.json]`.
-`--model` defaults to the tiny model's cache folder when it is built (`python -m agentr_lib.tiny
+`--model` defaults to the tiny model's cache folder when it is built (`python -m agentr_lib.build
 build`), else `random`: a randomly initialised model of the tiny shape and tokenizer (replies
 then run to the token limit, so the work is the same for both backends).
 """
@@ -47,7 +47,7 @@ MAX_NEW_TOKENS = 96
 
 
 def default_model() -> str:
-    from agentr_lib.tiny import model_dir_for, resolve_spec
+    from agentr_lib.models import model_dir_for, resolve_spec
 
     folder = model_dir_for(resolve_spec("tiny"))
     return str(folder) if (folder / "model_card.json").exists() else "random"
@@ -57,7 +57,10 @@ def random_tiny_model(folder: Path) -> Path:
     """The tiny spec's architecture and shape, randomly initialised, with a tokenizer trained
     on TextCraft expert episodes (a vocabulary of the real model's size)."""
     from agentr_lib.envs import make_env
-    from agentr_lib.tiny import expert_episode, make_model, resolve_spec, train_tokenizer
+    from agentr_lib.build.demos import expert_episode
+    from agentr_lib.build.model import make_model
+    from agentr_lib.build.tokenizer import train_tokenizer
+    from agentr_lib.models import resolve_spec
 
     env = make_env("textcraft")
     texts = [m["content"] for t in env.task_ids("train")[:120] for m in expert_episode(env, t)["messages"]]

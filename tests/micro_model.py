@@ -29,7 +29,7 @@ def build_micro_model(folder: str | Path, seed: int = 0, hidden: int = 32, layer
     import torch
     from transformers import LlamaConfig, LlamaForCausalLM
 
-    from agentr_lib.tiny import train_tokenizer
+    from agentr_lib.build.tokenizer import train_tokenizer
 
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)

@@ -16,7 +16,7 @@ from agentr_lib.data import (
     tokenize_conversation,
     tokenize_dataset,
 )
-from agentr_lib.tiny import train_tokenizer
+from agentr_lib.build.tokenizer import train_tokenizer
 
 IM_START, IM_END = "<|im_start|>", "<|im_end|>"
 

@@ -25,7 +25,7 @@ def test_shapes_have_the_stated_size_and_a_vllm_cpu_head_size(name):
 
 
 def test_the_first_shape_is_tiny_disjoint():
-    from agentr_lib.tiny import SIZES
+    from agentr_lib.models import SIZES
 
     spec = SIZES["tiny-disjoint"]
     shape = model_sizes.SHAPES["s1"][1]

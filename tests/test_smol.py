@@ -73,7 +73,9 @@ def test_an_interrupted_conversion_leaves_nothing_that_looks_finished(tmp_path, 
 
 
 def test_the_name_resolves_to_the_converted_folder_and_profiles_accept_it(tmp_path, monkeypatch):
-    monkeypatch.setattr(smol, "convert", lambda root=smol.MODELS_DIR, **_: tmp_path / "converted")
+    from agentr_lib.build import smol_warm
+
+    monkeypatch.setattr(smol_warm, "convert", lambda root=smol.MODELS_DIR, **_: tmp_path / "converted")
     assert layout.model_path(smol.NAME) == str(tmp_path / "converted")
     assert layout.model_path(smol.HUB_NAME) == smol.HUB_NAME  # the hub name stays a plain model string
     assert smol.NAME in layout.PRETRAINED_MODELS
@@ -82,7 +84,7 @@ def test_the_name_resolves_to_the_converted_folder_and_profiles_accept_it(tmp_pa
 
 
 def test_warm_start_names_are_the_layouts():
-    from agentr_lib import smol_warm
+    from agentr_lib.build import smol_warm
 
     assert set(layout.PRETRAINED_MODELS) == {smol.NAME, *smol_warm.WARM_NAMES}
     with pytest.raises(smol.SmolError, match="unknown SmolLM2 model"):
@@ -90,7 +92,7 @@ def test_warm_start_names_are_the_layouts():
 
 
 def test_demo_goals_are_disjoint_from_search_validation_and_test():
-    from agentr_lib import smol_warm
+    from agentr_lib.build import smol_warm
     from agentr_lib.splits import load_split
 
     goals = smol_warm.demo_goals(128)
@@ -128,7 +130,7 @@ def tokenizer(converted):
 
 @pytest.fixture(scope="module")
 def expert(converted):
-    from agentr_lib import smol_warm
+    from agentr_lib.build import smol_warm
 
     return smol_warm.expert_rows(smol_warm.demo_goals(CI_EPISODES))
 

@@ -242,7 +242,8 @@ def test_validation_goals_are_carved_from_train_and_never_demonstrated():
 
 
 def test_search_goals_are_a_depth_mixed_third_of_train_and_the_disjoint_model_never_sees_them():
-    from agentr_lib.tiny import demonstrated_ids, resolve_spec
+    from agentr_lib.build.demos import demonstrated_ids
+    from agentr_lib.models import resolve_spec
 
     env = TextCraftEnv()
     train, search = env.task_ids("train"), env.task_ids("search")

@@ -1,4 +1,5 @@
-"""The tiny-model build (micro size, seconds): loadable, real chat template, deterministic."""
+"""The embedded-model build, agentr_lib.build (micro size, seconds): loadable, real chat template,
+deterministic, resumable."""
 
 from __future__ import annotations
 
@@ -10,7 +11,10 @@ import pytest
 import torch
 
 from agentr_lib.agent import format_response, opening_messages
-from agentr_lib.tiny import CHAT_TEMPLATE, BuildCutShort, build_tiny_model, main, resolve_spec
+from agentr_lib.build.__main__ import main
+from agentr_lib.build.bc import BuildCutShort, build_tiny_model
+from agentr_lib.build.tokenizer import CHAT_TEMPLATE
+from agentr_lib.models import resolve_spec
 
 
 def digest(path: Path) -> str:
@@ -61,7 +65,9 @@ def test_tokenizer_reloads_exactly_as_trained(tmp_path):
     from transformers import AutoTokenizer
 
     from agentr_lib.envs import make_env
-    from agentr_lib.tiny import expert_episode, make_model, train_tokenizer
+    from agentr_lib.build.demos import expert_episode
+    from agentr_lib.build.model import make_model
+    from agentr_lib.build.tokenizer import train_tokenizer
 
     env = make_env("textcraft")
     texts = [m["content"] for t in env.task_ids("train")[:40] for m in expert_episode(env, t)["messages"]]
@@ -122,7 +128,7 @@ def test_chat_template_has_generation_markers():
 def test_measured_scores_land_in_the_model_card(micro, tmp_path):
     import shutil
 
-    from agentr_lib.tiny import measure_test_scores
+    from agentr_lib.build.score import measure_test_scores
 
     model = tmp_path / "m"
     shutil.copytree(micro, model)
@@ -144,8 +150,65 @@ def test_two_bc_stages_use_new_distractor_seeds_and_continue_training(tmp_path):
     assert stages[1]["base_model"].endswith("bc0/merged") and not (out / "bc0").exists()
 
 
+def _kill_at_optimizer_step(monkeypatch, step: int) -> None:
+    """Make the build's `step`-th optimizer step (counted over all stages) raise, as a kill would."""
+    real, taken = torch.optim.AdamW.step, []
+
+    def step_or_die(self, *args, **kwargs):
+        taken.append(1)
+        if len(taken) == step:
+            raise KeyboardInterrupt("killed mid-stage")
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(torch.optim.AdamW, "step", step_or_die)
+
+
+def test_a_build_killed_mid_stage_resumes_to_the_same_weights(tmp_path, monkeypatch):
+    """Issue 32's larger builds run ~30 min a stage: a build killed in its second stage keeps
+    the finished first stage, reruns the second from it, and ends with the weights of a build
+    never killed (byte for byte)."""
+    from agentr_lib.build import bc
+
+    two = dict(size="micro", seed=0, stages=2, progress=False, evaluate=False)
+    whole = build_tiny_model(tmp_path / "whole", **two)
+    out = tmp_path / "killed"
+    steps = resolve_spec("micro").max_steps
+    with monkeypatch.context() as patch:
+        _kill_at_optimizer_step(patch, steps + 2)  # stage 1, its second step
+        with pytest.raises(KeyboardInterrupt):
+            build_tiny_model(out, **two)
+    assert not out.exists() and (tmp_path / ".killed.building" / "bc0" / "stage.json").is_file()
+    ran, real = [], bc.bc_stage
+    monkeypatch.setattr(bc, "bc_stage", lambda spec, stage, *a, **k: ran.append(stage) or real(spec, stage, *a, **k))
+    again = build_tiny_model(out, **two)
+    assert ran == [1], "stage 0 reused, stage 1 run again from stage 0's weights"
+    for name in ("model.safetensors", "tokenizer.json"):
+        assert digest(again / name) == digest(whole / name), name
+    card = json.loads((again / "model_card.json").read_text())
+    assert card["resumed"] == {"stages_reused": [0]} and card["train"]["steps"] == 2 * steps
+    assert card["data"] == json.loads((whole / "model_card.json").read_text())["data"]
+    assert not (tmp_path / ".killed.building").exists()
+
+
+def test_an_interrupted_build_of_another_spec_is_not_resumed(tmp_path, monkeypatch):
+    """The workspace records what the build depends on: resumed with another thread count (other
+    float rounding) or spec, the build starts over rather than mix two builds' stages."""
+    from agentr_lib.build import bc
+
+    out = tmp_path / "m"
+    with monkeypatch.context() as patch:
+        _kill_at_optimizer_step(patch, 2)
+        with pytest.raises(KeyboardInterrupt):
+            build_tiny_model(out, size="micro", seed=0, progress=False, evaluate=False, threads=2)
+    ran, real = [], bc._initial_model
+    monkeypatch.setattr(bc, "_initial_model", lambda *a: ran.append(1) or real(*a))
+    with pytest.warns(UserWarning, match="starting over"):
+        build_tiny_model(out, size="micro", seed=0, progress=False, evaluate=False, threads=1)
+    assert ran == [1] and json.loads((out / "model_card.json").read_text())["spec"]["threads"] == 1
+
+
 def test_companion_share_mixes_another_goal_into_some_recipe_lists():
-    from agentr_lib.tiny import collect_demos
+    from agentr_lib.build.demos import collect_demos
 
     def goal_lines(share):
         rows, _ = collect_demos(resolve_spec("micro", max_train_tasks=20, textcraft_companion_share=share), progress=False)
@@ -201,7 +264,7 @@ def test_a_cached_model_that_was_cut_short_is_rebuilt(micro, tmp_path):
 def test_the_phrase_book_teaches_the_revision_words_but_never_the_revision_turn():
     from agentr_lib.agent import REVISION_ACTION, parse_action
     from agentr_lib.prompts import REVISION_SIGNALS
-    from agentr_lib.tiny import collect_demos, phrase_book
+    from agentr_lib.build.demos import collect_demos, phrase_book
 
     book = phrase_book(3)
     assert len(book) == 3 * len(REVISION_SIGNALS)
@@ -221,7 +284,7 @@ def test_the_phrase_book_teaches_the_revision_words_but_never_the_revision_turn(
 def test_the_shipped_models_are_what_the_code_would_build():
     """The CPU default's model and the rehearsal's ship in git (a fresh clone spends its minutes
     on the loop, CI on the tests, not on rebuilds). Each must be the build of today's spec:
-    change a spec and this fails until `python -m agentr_lib.tiny build --size <size> --force` is
+    change a spec and this fails until `python -m agentr_lib.build build --size <size> --force` is
     rerun and its folder committed."""
     import subprocess
     from dataclasses import asdict
@@ -252,7 +315,7 @@ def test_the_judge_book_answers_the_verifier_prompt_good_for_the_expert_and_bad_
     from agentr_lib.agent import NO_ACTION_OBSERVATION, expert_trajectory
     from agentr_lib.envs import make_env
     from agentr_lib.prompts import VERIFIER_SYSTEM, judgment_in
-    from agentr_lib.tiny import judge_book
+    from agentr_lib.build.demos import judge_book
 
     env = make_env("textcraft")
     try:
@@ -275,7 +338,8 @@ def test_the_judge_book_answers_the_verifier_prompt_good_for_the_expert_and_bad_
 def test_micro_fluent_demonstrations_reply_with_the_action_line_alone_and_carry_the_judge_book():
     from agentr_lib.agent import opening_messages, parse_action
     from agentr_lib.models import EMBEDDED_MODELS
-    from agentr_lib.tiny import SIZES, collect_demos
+    from agentr_lib.build.demos import collect_demos
+    from agentr_lib.models import SIZES
 
     assert EMBEDDED_MODELS == tuple(SIZES)
     spec = resolve_spec("micro-fluent", max_train_tasks=1, envs=("textcraft",), textcraft_seeds=1)

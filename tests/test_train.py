@@ -13,7 +13,7 @@ import torch
 
 from agentr_lib.agent import format_response, opening_messages
 from agentr_lib.data import tokenize_dataset
-from agentr_lib.tiny import build_tiny_model
+from agentr_lib.build.bc import build_tiny_model
 from agentr_lib.train import (
     SFTConfig, batch_loss, pad_batch, resolve_init_model, select_backend, train_sft, trained_token_loss,
 )

@@ -6,8 +6,8 @@ the model after BC on expert trajectories of training goals disjoint from the se
 validation and test goals (the 266 goals `tiny-disjoint` is built on). A warm start is a full
 model folder (LoRA BC is merged), so the loop's own LoRA adapters sit on it as on any base.
 
-    python -m agentr_lib.smol_warm build --recipe lora-32    # resumable; card in the folder
-    python -m agentr_lib.smol_warm eval --model smollm2-135m-bc-lora-32 --tasks 20
+    python -m agentr_lib.build.smol_warm build --recipe lora-32    # resumable; card in the folder
+    python -m agentr_lib.build.smol_warm eval --model smollm2-135m-bc-lora-32 --tasks 20
 
 A build keeps its steps under `data/models/.build-<name>/` (demos.jsonl, sft/) and reuses each
 one present, so an interrupted build resumes; the finished folder appears by one rename.
@@ -20,14 +20,14 @@ import json
 import os
 import random
 import shutil
-import sys
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
-from .io import atomic_write_json, read_json, read_jsonl, write_jsonl
-from .smol import MODELS_DIR, NAME, SmolError, convert, sha256
+from ..io import atomic_write_json, read_json, read_jsonl, write_jsonl
+from ..smol import MODELS_DIR, NAME, SmolError, convert, run_cli, sha256
+from .demos import demonstrated_ids, expert_episode
 
 #: The goals never demonstrated (as tiny-disjoint): the loop's search goals, validation, test.
 HELD_OUT: tuple[str, ...] = ("test", "val", "search")
@@ -65,8 +65,7 @@ WARM_NAMES: dict[str, str] = {recipe.name: key for key, recipe in RECIPES.items(
 
 def demo_goals(n: int, seed: int = 0) -> list[int]:
     """`n` TextCraft training goals outside the held-out splits, a seeded sample (split order)."""
-    from .envs import make_env
-    from .tiny import demonstrated_ids
+    from ..envs import make_env
 
     env = make_env("textcraft")
     try:
@@ -81,8 +80,7 @@ def demo_goals(n: int, seed: int = 0) -> list[int]:
 
 def expert_rows(goals: Sequence[int]) -> list[dict]:
     """The expert's episode on each goal, with thoughts (every assistant turn trained)."""
-    from .envs import make_env
-    from .tiny import expert_episode
+    from ..envs import make_env
 
     env = make_env("textcraft")
     rows = []
@@ -99,7 +97,7 @@ def expert_rows(goals: Sequence[int]) -> list[dict]:
 
 def build(recipe: WarmRecipe, root: str | Path = MODELS_DIR, threads: int | None = None) -> Path:
     """The warm-start folder of `recipe` (built when missing; each step reused when present)."""
-    from .train import SFTConfig, train_sft
+    from ..train import SFTConfig, train_sft
 
     root = Path(root)
     out = root / recipe.name
@@ -124,7 +122,7 @@ def build(recipe: WarmRecipe, root: str | Path = MODELS_DIR, threads: int | None
     weights = merged / "model.safetensors"
     card = {
         "name": recipe.name, "base": str(base.name), "base_weights_sha256": read_json(base / "model_card.json")["weights_sha256"],
-        "recipe": asdict(recipe), "how": f"python -m agentr_lib.smol_warm build --recipe {WARM_NAMES[recipe.name]}",
+        "recipe": asdict(recipe), "how": f"python -m agentr_lib.build.smol_warm build --recipe {WARM_NAMES[recipe.name]}",
         "demo_goals": [row["task_id"] for row in rows], "held_out_splits": list(HELD_OUT),
         "train": {k: metrics.get(k) for k in ("steps", "tokens_seen", "tokens_trained", "seconds", "tokens_per_s",
                                                "final_loss", "masked_fraction", "data")},
@@ -156,11 +154,11 @@ def evaluate_val(model: str, tasks: int = 20, max_turns: int = 12, max_new_token
                  out: str | Path | None = None, backend: str = "vllm", kv_cache_gb: float = 3.0) -> dict[str, Any]:
     """Success and parse rate on `tasks` validation goals (seed 0), with 95% bootstrap intervals;
     the episodes go to `out` (resumable), the summary is returned (and written by the CLI)."""
-    from . import stats
-    from .evaluate import evaluate
-    from .models import PRETRAINED_MODELS
-    from .llm import load_policy
-    from .splits import select_tasks
+    from .. import stats
+    from ..evaluate import evaluate
+    from ..llm import load_policy
+    from ..models import PRETRAINED_MODELS
+    from ..splits import select_tasks
 
     folder = str(resolve(model)) if model in PRETRAINED_MODELS else model
     goals = select_tasks("textcraft", "val", tasks, seed=0)
@@ -189,7 +187,7 @@ def evaluate_val(model: str, tasks: int = 20, max_turns: int = 12, max_new_token
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m agentr_lib.smol_warm", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m agentr_lib.build.smol_warm", description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
     b = sub.add_parser("build", help="build a warm start (resumable)")
     b.add_argument("--recipe", choices=sorted(RECIPES), required=True)
@@ -202,20 +200,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     e.add_argument("--backend", default="vllm")
     e.add_argument("--write", default=None, help="write the summary JSON here")
     args = parser.parse_args(argv)
-    try:
-        if args.command == "build":
-            start = time.perf_counter()
-            out = build(RECIPES[args.recipe], threads=args.threads)
-            print(f"{out} ({time.perf_counter() - start:.0f} s)")
-        else:
-            summary = evaluate_val(args.model, args.tasks, args.max_turns, args.max_new_tokens, backend=args.backend)
-            if args.write:
-                atomic_write_json(args.write, summary)
-            print(json.dumps(summary, indent=1))
-    except SmolError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 1
-    return 0
+    return run_cli(lambda: _build(args.recipe, args.threads) if args.command == "build" else _evaluate(args))
+
+
+def _build(recipe: str, threads: int | None) -> None:
+    start = time.perf_counter()
+    out = build(RECIPES[recipe], threads=threads)
+    print(f"{out} ({time.perf_counter() - start:.0f} s)")
+
+
+def _evaluate(args: argparse.Namespace) -> None:
+    summary = evaluate_val(args.model, args.tasks, args.max_turns, args.max_new_tokens, backend=args.backend)
+    if args.write:
+        atomic_write_json(args.write, summary)
+    print(json.dumps(summary, indent=1))
 
 
 if __name__ == "__main__":
