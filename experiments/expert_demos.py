@@ -1,6 +1,7 @@
-"""The tiny model's own behaviour-cloning conversations as a chat file, for `--general` in
-experiments/revision_sft.py: mixing them into an iteration's SFT is replay of the warm start,
-the tiny model's stand-in for the paper's general chat data (ShareGPT at eta 0.2).
+"""The tiny model's own behaviour-cloning conversations as a chat file, for the setting
+`sft.general_data` (`--set sft.general_data=FILE` in experiments/revision_sft.py or the
+pipeline): mixing them into an iteration's SFT is replay of the warm start, the tiny model's
+stand-in for the paper's general chat data (ShareGPT at eta 0.2, `sft.eta`).
 
     python experiments/expert_demos.py runs/exp/demos.jsonl [--stage 0]
 
@@ -13,7 +14,8 @@ from __future__ import annotations
 import argparse
 
 from agentr_lib.io import write_jsonl
-from agentr_lib.tiny import collect_demos, resolve_spec
+from agentr_lib.build.demos import collect_demos
+from agentr_lib.models import resolve_spec
 
 
 def main() -> None:

@@ -40,14 +40,14 @@ def first_revision(episode: dict) -> int:
     return next(i for i, a in enumerate(episode["actions"]) if isinstance(a, str) and a.strip().lower() == REVISION_ACTION)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("run_dir")
-    run = RunLayout(Path(parser.parse_args().run_dir))
-    manifest = json.loads(run.manifest.read_text())
+def turn_limits(run_dir: Path) -> dict:
+    """Every model's success within each of LIMITS turns, paired against the base model, and
+    every pair of methods at each iteration paired at 10 turns."""
+    run = RunLayout(run_dir)
+    config = json.loads(run.manifest.read_text())["config"]
     models = {"base": run.base}
-    for method in manifest["config"]["methods"]:
-        for iteration in range(1, manifest["config"]["iterations"] + 1):
+    for method in config["methods"]:
+        for iteration in range(1, config["iterations"] + 1):
             models[f"{method} {iteration}"] = run.iteration(method, iteration)
     episodes = {name: {e["key"]: e for e in read_jsonl(run.eval(workdir) / "textcraft.jsonl")}
                 for name, workdir in models.items()}
@@ -64,11 +64,17 @@ def main() -> None:
         row.update(revised=len(revised), recovered=sum(bool(e["success"]) for e in revised),
                    first_revision_after_turn_10=sum(first_revision(e) >= 10 for e in revised))
         out["models"].append(row)
-    for iteration in range(1, manifest["config"]["iterations"] + 1):
-        for a, b in combinations(manifest["config"]["methods"], 2):
+    for iteration in range(1, config["iterations"] + 1):
+        for a, b in combinations(config["methods"], 2):
             out["methods_paired"].append({"iteration": iteration, "a": a, "b": b, "a_minus_b@10": paired(
                 success_within(episodes[f"{a} {iteration}"], 10), success_within(episodes[f"{b} {iteration}"], 10))})
-    print(json.dumps(out, indent=1))
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("run_dir", type=Path)
+    print(json.dumps(turn_limits(parser.parse_args().run_dir), indent=1))
 
 
 if __name__ == "__main__":

@@ -257,7 +257,9 @@ def settings_markdown() -> str:
              "fields (MCTSConfig, RevisionSettings, SFTConfig, EvalConfig) and `agentr_lib.profiles.SETTINGS`",
              "by `python -m agentr_lib.profiles` (a test checks it is current). A notebook parameter takes",
              "the value as is; the pipeline adds the values of the run (paths, iteration, per-iteration",
-             "seed and alpha).", "",
+             "seed and alpha). On the command line, `--set KEY=VALUE` changes a key for one run, spelled",
+             "as here, the value read as YAML: `python -m agentr_lib.pipeline --profile tiny --set",
+             "mcts.simulations=4 --set methods=[agent_r]` (agentr_lib/run_config.py).", "",
              "| key | default | accepts | meaning | notebook parameter |", "|---|---|---|---|---|"]
     for s in SETTINGS:
         where = ", ".join(f"{number}: `{s.param}`" for number in s.notebooks.split()) or ""
