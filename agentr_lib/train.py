@@ -32,6 +32,7 @@ imports neither at top level, and `select_backend("auto")` only looks for the pa
 from __future__ import annotations
 
 import importlib.util
+import json
 import math
 import os
 import random
@@ -384,6 +385,19 @@ def _train_loop(backend: str, model: Any, tokenizer: Any, rows: dict[str, list],
     }
 
 
+def sort_target_modules(folder: Path) -> None:
+    """Rewrite the adapter_config.json PEFT just wrote in `folder` with `target_modules` sorted:
+    PEFT keeps them as a set and writes them in the order of the process's string hashing
+    (PYTHONHASHSEED), so the same adapter got another file, and another folder hash (its
+    `model_id`, which names what a result was computed with), in another process. PEFT writes
+    the file as JSON with indent 2 and sorted keys; so does this."""
+    path = folder / "adapter_config.json"
+    config = json.loads(path.read_text())
+    if isinstance(config.get("target_modules"), list):
+        config["target_modules"] = sorted(config["target_modules"])
+        path.write_text(json.dumps(config, indent=2, sort_keys=True))
+
+
 def _save(backend: str, model: Any, tokenizer: Any, out_dir: Path, config: SFTConfig,
           state_dict: dict | None = None) -> None:
     """adapter/ (LoRA; the adapter config names the run's base model) and merged/ (the full
@@ -392,6 +406,7 @@ def _save(backend: str, model: Any, tokenizer: Any, out_dir: Path, config: SFTCo
     out_dir.mkdir(parents=True, exist_ok=True)
     if config.lora and config.save_adapter:
         model.save_pretrained(out_dir / "adapter")
+        sort_target_modules(out_dir / "adapter")
         tokenizer.save_pretrained(out_dir / "adapter")
     if not config.save_merged:
         return
@@ -436,6 +451,7 @@ def identity_adapter(base_model: str, folder: str | os.PathLike, config: SFTConf
                 torch.nn.init.zeros_(module.weight)
     model.peft_config["default"].base_model_name_or_path = str(base_model)
     model.save_pretrained(folder)
+    sort_target_modules(Path(folder))
     AutoTokenizer.from_pretrained(base_model).save_pretrained(folder)
     return Path(folder)
 

@@ -6,7 +6,9 @@ iteration without rows hands on an adapter that changes nothing."""
 from __future__ import annotations
 
 import json
+import os
 import platform
+import subprocess
 import sys
 from pathlib import Path
 
@@ -60,6 +62,7 @@ def test_each_iteration_hands_on_one_adapter_on_the_base_model(chain):
         assert metrics["outputs"]["merged"] is None and not (folder.parent / "merged").exists()
         config = json.loads((folder / "adapter_config.json").read_text())
         assert (config["r"], config["lora_alpha"]) == (8, 16)
+        assert config["target_modules"] == sorted(config["target_modules"]), "PEFT's set, written in one order"
         assert adapter_base(folder) == str(base), "every iteration's adapter sits on the run's base model"
     assert second["base_model"] == first["outputs"]["model"] and second["steps"] == 3
     one, two = _weights(first["outputs"]["model"]), _weights(second["outputs"]["model"])
@@ -127,3 +130,18 @@ def test_an_iteration_without_rows_hands_on_an_adapter_that_changes_nothing(chai
 def test_unsloth_trains_lora_only():
     with pytest.raises((ValueError, RuntimeError)):
         train_sft("unused", rows(), "unused", SFTConfig(lora=False), backend="unsloth")
+
+
+def test_an_adapter_folder_hashes_alike_in_processes_of_other_string_hashing(chain, tmp_path):
+    """PEFT writes target_modules, a set, in the order of PYTHONHASHSEED's string hashing; sorted
+    after saving, the same adapter built in two processes is the same folder (the same model_id)."""
+    base = chain[0]
+    code = ("import sys; from agentr_lib.train import SFTConfig, identity_adapter; "
+            f"identity_adapter({str(base)!r}, sys.argv[1], SFTConfig(**{CONFIG!r}))")
+    ids = []
+    for hash_seed in ("1", "2"):
+        folder = tmp_path / f"hash{hash_seed}"
+        subprocess.run([sys.executable, "-c", code, str(folder)], check=True, capture_output=True,
+                       env=dict(os.environ, PYTHONHASHSEED=hash_seed))
+        ids.append(model_id(str(folder)))
+    assert ids[0] == ids[1]
