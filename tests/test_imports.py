@@ -127,9 +127,7 @@ def test_algorithm_modules_reach_no_profiles_module():
 #: the served backend), so they change with those callers. No other may be added.
 WIDE_FUNCTIONS: set[str] = {
     "agentr_lib.agent.run_episodes", "agentr_lib.evaluate.evaluate", "agentr_lib.evaluate.make_error_prefixes",
-    "agentr_lib.evaluate.evaluate_revision", "agentr_lib.llm.openai.OpenAIPolicy.__init__",
-    "agentr_lib.llm.served.ServedPolicy.__init__", "agentr_lib.llm.served.ServedPolicy.load",
-    "agentr_lib.llm.vllm.VLLMPolicy.load",
+    "agentr_lib.evaluate.evaluate_revision",
 }
 
 

@@ -89,23 +89,14 @@ class HFPolicy(ChatSampler):
 
         if threads:
             torch.set_num_threads(int(threads))
+        super().__init__(tokenizer, context_budget, seed)
         self.model = model
-        self.tokenizer = tokenizer
         self.max_batch_size = max(1, int(max_batch_size))
-        self.context_budget = context_budget
-        self.generator_seed = seed
-        if getattr(tokenizer, "chat_template", None) is None:
-            raise ValueError("tokenizer has no chat_template: the agent conversation cannot be rendered")
         tokenizer.padding_side = "left"
         self.stop_ids = stop_token_ids(tokenizer, model)
         if tokenizer.pad_token_id is None:
             tokenizer.pad_token = tokenizer.convert_ids_to_tokens(self.stop_ids[0])
         self.pad_id = int(tokenizer.pad_token_id)
-        self.calls = 0
-        self.generated_tokens = 0
-        self.truncated_prompts = 0  # prompts that lost their oldest turns to fit the context budget
-        self.model_id: str | None = None  # set by `load`: the model folder's content hash
-        self.adapter: str | None = None  # set by `load`: the LoRA adapter folder merged in, if any
 
     # ---- loading -------------------------------------------------------------------
     @classmethod

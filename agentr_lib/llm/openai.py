@@ -19,6 +19,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from typing import Any
 
 from .base import Message, derive_seed
@@ -77,12 +78,25 @@ def post_json(
     raise OpenAIError(f"{url}: gave up after {max_retries + 1} attempts ({timeout:g} s timeout each); last error: {last}")
 
 
+@dataclass(frozen=True)
+class HTTPOptions:
+    """How a backend talks to its servers (`openai`, `served`): seconds per request, retries of a
+    failed request (5xx, 429, a dropped connection or a timeout; `post_json`), the backoff base in
+    seconds, and the requests of one `generate` call sent at once."""
+
+    timeout: float = 120.0
+    max_retries: int = 5
+    backoff: float = 1.0
+    max_workers: int = 8
+
+
 class OpenAIPolicy:
     """Policy over an OpenAI-compatible chat endpoint.
 
     `base_url`: e.g. "http://127.0.0.1:8000/v1" (default: $OPENAI_BASE_URL or
     https://api.openai.com/v1); `api_key`: default $<api_key_env> (may be empty for a local
-    server); `extra_body`: merged into every request (e.g. {"stop": [...]})."""
+    server); `http`: timeouts, retries and concurrency; `extra_body`: merged into every request
+    (e.g. {"stop": [...]})."""
 
     def __init__(
         self,
@@ -90,19 +104,13 @@ class OpenAIPolicy:
         base_url: str | None = None,
         api_key: str | None = None,
         api_key_env: str = "OPENAI_API_KEY",
-        timeout: float = 120.0,
-        max_retries: int = 5,
-        backoff: float = 1.0,
-        max_workers: int = 8,
+        http: HTTPOptions = HTTPOptions(),
         extra_body: dict[str, Any] | None = None,
     ) -> None:
         self.model = model
         self.base_url = (base_url or os.environ.get("OPENAI_BASE_URL") or "https://api.openai.com/v1").rstrip("/")
         self.api_key = api_key if api_key is not None else os.environ.get(api_key_env, "")
-        self.timeout = timeout
-        self.max_retries = max_retries
-        self.backoff = backoff
-        self.max_workers = max(1, max_workers)
+        self.http = http
         self.extra_body = dict(extra_body or {})
         self.calls = 0
         self.requests = 0
@@ -112,8 +120,9 @@ class OpenAIPolicy:
         return self.base_url + "/chat/completions"
 
     def _post(self, body: dict[str, Any]) -> dict[str, Any]:
-        return post_json(self.url, body, api_key=self.api_key, timeout=self.timeout, max_retries=self.max_retries,
-                         backoff=self.backoff, on_attempt=self._count_request, what=f"model {self.model!r}")
+        return post_json(self.url, body, api_key=self.api_key, timeout=self.http.timeout,
+                         max_retries=self.http.max_retries, backoff=self.http.backoff, on_attempt=self._count_request,
+                         what=f"model {self.model!r}")
 
     def _count_request(self) -> None:
         self.requests += 1
@@ -152,7 +161,8 @@ class OpenAIPolicy:
         self.calls += 1
         per_request = list(seeds) if seeds is not None else [None] * len(conversations)
         jobs = list(zip(conversations, per_request))
-        if len(jobs) <= 1 or self.max_workers == 1:
+        workers = min(max(1, self.http.max_workers), len(jobs))
+        if workers <= 1:
             return [self._complete(c, n, temperature, max_new_tokens, seed) for c, seed in jobs]
-        with ThreadPoolExecutor(max_workers=min(self.max_workers, len(jobs))) as pool:
+        with ThreadPoolExecutor(max_workers=workers) as pool:
             return list(pool.map(lambda job: self._complete(job[0], n, temperature, max_new_tokens, job[1]), jobs))

@@ -1,8 +1,9 @@
 """What the in-process samplers (hf, vllm) share, written once: the prompt rendered by the
 model's chat template and cut to the context budget, the per-call seeds, and the reply cut at
-the first stop token and decoded. A subclass sets `tokenizer`, `stop_ids`, `generator_seed`,
-`calls`, `generated_tokens` and `truncated_prompts`, and says its own `budget` (the model's
-position limit or the engine's max_model_len)."""
+the first stop token and decoded, and the counters every sampler keeps (what sampler.json and
+the run manifest read). A subclass calls `ChatSampler.__init__`, sets `stop_ids` and says its
+own `budget` (the model's position limit); `EngineSampler` is the budget and the counters of
+the samplers behind a vLLM engine (in process or served)."""
 
 from __future__ import annotations
 
@@ -16,12 +17,19 @@ from .base import Message, derive_seed
 class ChatSampler:
     """The shared half of a sampler backend; see the module docstring."""
 
-    tokenizer: Any
     stop_ids: list[int]
-    generator_seed: int | None
-    calls: int
-    generated_tokens: int
-    truncated_prompts: int
+
+    def __init__(self, tokenizer: Any, context_budget: int | None = None, seed: int | None = None) -> None:
+        if getattr(tokenizer, "chat_template", None) is None:
+            raise ValueError("tokenizer has no chat_template: the agent conversation cannot be rendered")
+        self.tokenizer = tokenizer
+        self.context_budget = context_budget
+        self.generator_seed = seed
+        self.calls = 0
+        self.generated_tokens = 0
+        self.truncated_prompts = 0  # prompts that lost their oldest turns to fit the context budget
+        self.model_id: str | None = None  # set by `load`: the model folder's content hash
+        self.adapter: str | None = None  # set by `load`: the LoRA adapter folder sampled with, if any
 
     def budget(self, max_new_tokens: int = 0) -> int | None:
         raise NotImplementedError
@@ -70,6 +78,25 @@ class ChatSampler:
                 break
         self.generated_tokens += len(ids)
         return self.tokenizer.decode(ids, skip_special_tokens=True).strip()
+
+
+class EngineSampler(ChatSampler):
+    """A sampler whose replies come from a vLLM engine (`vllm` in process, `served` over HTTP):
+    its prompt budget is the engine's max_model_len less the reply, and it also counts the
+    prompt tokens sent and the requests per `generate` call (what reached the engine)."""
+
+    def __init__(self, tokenizer: Any, max_model_len: int, context_budget: int | None = None,
+                 seed: int | None = None) -> None:
+        super().__init__(tokenizer, context_budget, seed)
+        self.max_model_len = int(max_model_len)
+        self.prompt_tokens = 0
+        self.batch_sizes: list[int] = []
+
+    def budget(self, max_new_tokens: int = 0) -> int:
+        """Prompt tokens allowed: `context_budget`, never more than the engine's max_model_len
+        minus the reply length."""
+        caps = [b for b in (self.context_budget, self.max_model_len - max_new_tokens) if b is not None]
+        return max(1, min(caps))
 
 
 def is_greedy(temperature: float | None) -> bool:

@@ -14,7 +14,7 @@ server honours per-request seeds (vLLM does).
 
 - Endpoints: conversation i of a `generate` call goes to `endpoints[i % len(endpoints)]`
   (all of them serve the same model; which one answers does not change the reply, the seed
-  is the request's). Requests are concurrent (`max_workers` threads); the server batches them.
+  is the request's). Requests are concurrent (`http.max_workers` threads); the server batches them.
 - A dropped connection, 5xx or timeout is retried with the same body, so the same seed
   (`openai.post_json`); a dead endpoint ends in an `OpenAIError` naming it after a bounded
   time, never a silent hang. Its search resumes tree by tree when rerun (the trees already
@@ -34,11 +34,15 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from .base import Message, adapter_base, derive_seed, model_id
+from .base import Message, adapter_base, model_id
 from .hf import check_model_source, stop_token_ids
-from .openai import OpenAIError, post_json
-from .sampler import ChatSampler
+from .openai import HTTPOptions, OpenAIError, post_json
+from .sampler import EngineSampler, is_greedy
 from .vllm import DEFAULT_CPU_KV_CACHE_TOKENS, kv_cache_bytes, read_model_config
+
+
+#: a CPU server under a full batch is slow: longer requests, fewer retries, more of them at once
+SERVED_HTTP = HTTPOptions(timeout=300.0, max_retries=3, backoff=1.0, max_workers=32)
 
 
 def server_args(model: str | os.PathLike, device: str = "cpu", max_lora_rank: int | None = None,
@@ -69,7 +73,7 @@ def _v1(endpoint: str) -> str:
     return root if root.endswith("/v1") else root + "/v1"
 
 
-class ServedPolicy(ChatSampler):
+class ServedPolicy(EngineSampler):
     """Policy over running vLLM servers (see the module docstring).
 
     Attributes the pipeline reads, as `VLLMPolicy`'s: `backend_name` ("served"), `model_id`
@@ -81,31 +85,16 @@ class ServedPolicy(ChatSampler):
     backend_name = "served"
 
     def __init__(self, endpoints: Sequence[str], tokenizer: Any, served_model: str, max_model_len: int,
-                 context_budget: int | None = None, timeout: float = 300.0, max_retries: int = 3,
-                 backoff: float = 1.0, max_workers: int = 32, api_key: str = "") -> None:
+                 context_budget: int | None = None, http: HTTPOptions = SERVED_HTTP, api_key: str = "") -> None:
         if not endpoints:
             raise ValueError("backend 'served' needs at least one endpoint (the profile's llm.endpoints)")
-        if getattr(tokenizer, "chat_template", None) is None:
-            raise ValueError("tokenizer has no chat_template: the agent conversation cannot be rendered")
+        super().__init__(tokenizer, max_model_len, context_budget)
         self.endpoints = [_v1(e) for e in endpoints]
-        self.tokenizer = tokenizer
         self.served_model = served_model
-        self.max_model_len = int(max_model_len)
-        self.context_budget = context_budget
-        self.timeout = float(timeout)
-        self.max_retries = int(max_retries)
-        self.backoff = float(backoff)
-        self.max_workers = max(1, int(max_workers))
+        self.http = http
         self.api_key = api_key
         self.stop_ids = stop_token_ids(tokenizer)
-        self.calls = 0
         self.requests = 0
-        self.generated_tokens = 0
-        self.prompt_tokens = 0
-        self.truncated_prompts = 0  # counted by the shared `prompt` (hf's)
-        self.batch_sizes: list[int] = []
-        self.model_id: str | None = None  # set by `load`
-        self.adapter: str | None = None  # set by `load`
 
     # ---- loading -------------------------------------------------------------------
     @classmethod
@@ -116,11 +105,8 @@ class ServedPolicy(ChatSampler):
         context_budget: int | None = None,
         adapter: str | os.PathLike | None = None,
         served_model: str | None = None,
-        timeout: float = 300.0,
+        http: HTTPOptions = SERVED_HTTP,
         connect_timeout: float = 10.0,
-        max_retries: int = 3,
-        backoff: float = 1.0,
-        max_workers: int = 32,
         api_key: str | None = None,
         **ignored: Any,
     ) -> "ServedPolicy":
@@ -130,7 +116,7 @@ class ServedPolicy(ChatSampler):
 
         `served_model`: the base model's name on the servers when they were started with
         `--served-model-name` (default: the one they serve whose root is this folder).
-        `timeout`: seconds per generation request (a CPU server under a full batch is slow);
+        `http`: the generation requests' timeout, retries and concurrency (`SERVED_HTTP`);
         `connect_timeout`: seconds per model-list / adapter-load request. `ignored`: the
         in-process backends' arguments (threads, seed, kv_cache_gb, ...), which the servers'
         own command lines set."""
@@ -162,18 +148,10 @@ class ServedPolicy(ChatSampler):
             for endpoint in endpoints:
                 load_adapter(_v1(endpoint), lora_name, adapter, key, connect_timeout)
             name = lora_name
-        policy = cls(endpoints, tokenizer, name, min(lengths), context_budget=context_budget, timeout=timeout,
-                     max_retries=max_retries, backoff=backoff, max_workers=max_workers, api_key=key)
+        policy = cls(endpoints, tokenizer, name, min(lengths), context_budget=context_budget, http=http, api_key=key)
         policy.model_id = model_id(adapter or source)
         policy.adapter = adapter
         return policy
-
-    # ---- tokens: rendering and truncation are ChatSampler's, as in every in-process backend --
-    def budget(self, max_new_tokens: int = 0) -> int:
-        """Prompt tokens allowed: `context_budget`, never more than the servers' max_model_len
-        minus the reply length (`VLLMPolicy.budget`'s rule)."""
-        caps = [b for b in (self.context_budget, self.max_model_len - max_new_tokens) if b is not None]
-        return max(1, min(caps))
 
     # ---- generation -------------------------------------------------------------------
     def generate(
@@ -187,14 +165,10 @@ class ServedPolicy(ChatSampler):
         """For each conversation, `n` assistant replies (temperature 0 = greedy: one reply
         copied n times), one request per conversation with `VLLMPolicy.generate`'s sampling
         parameters."""
-        self.calls += 1
+        seeds = self._call_seeds(conversations, seeds)
         if not conversations:
             return []
-        if seeds is not None and len(seeds) != len(conversations):
-            raise ValueError(f"seeds has {len(seeds)} entries for {len(conversations)} conversations")
-        greedy = temperature is None or temperature <= 0
-        if seeds is None:
-            seeds = [derive_seed(None, self.calls, i) for i in range(len(conversations))]
+        greedy = is_greedy(temperature)
         bodies = []
         for conversation, seed in zip(conversations, seeds):
             ids = self.tokenizer(self.prompt(conversation, max_new_tokens), add_special_tokens=False)["input_ids"]
@@ -207,7 +181,7 @@ class ServedPolicy(ChatSampler):
             self.prompt_tokens += len(ids)
         self.batch_sizes.append(len(bodies))
         jobs = [(self.endpoints[i % len(self.endpoints)], body) for i, body in enumerate(bodies)]
-        workers = min(self.max_workers, len(jobs))
+        workers = min(max(1, self.http.max_workers), len(jobs))
         if workers == 1:
             results = [self._complete(*job) for job in jobs]
         else:
@@ -218,9 +192,9 @@ class ServedPolicy(ChatSampler):
     def _complete(self, endpoint: str, body: dict[str, Any]) -> list[str]:
         """One request's replies: token ids cut at the first end-of-turn token, decoded
         without special tokens and stripped (as `VLLMPolicy` does)."""
-        result = post_json(endpoint + "/completions", body, api_key=self.api_key, timeout=self.timeout,
-                           max_retries=self.max_retries, backoff=self.backoff, on_attempt=self._count_request,
-                           what=f"model {self.served_model!r}")
+        result = post_json(endpoint + "/completions", body, api_key=self.api_key, timeout=self.http.timeout,
+                           max_retries=self.http.max_retries, backoff=self.http.backoff,
+                           on_attempt=self._count_request, what=f"model {self.served_model!r}")
         choices = result.get("choices")
         if not isinstance(choices, list) or len(choices) != body["n"]:
             raise OpenAIError(f"{endpoint}/completions: expected {body['n']} choices, got {str(result)[:300]}")

