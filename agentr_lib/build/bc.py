@@ -75,7 +75,7 @@ def bc_stage(spec: TinySpec, stage: int, rows: list[dict], tokenizer: Any, init_
 def _workspace(out: Path, spec: TinySpec) -> bool:
     """Make `out` the workspace of `spec`'s build; True when it holds an earlier attempt of the
     same build (its parts are reused), False when it was empty or another build's (cleared)."""
-    record = {k: v for k, v in asdict(spec).items() if k not in RESUME_FREE}
+    record = {"version": TINY_VERSION, **{k: v for k, v in asdict(spec).items() if k not in RESUME_FREE}}
     marker = out / "build.json"
     if marker.is_file() and read_json(marker) == json.loads(json.dumps(record)):  # tuples read back as lists
         return True
