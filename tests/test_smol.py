@@ -72,6 +72,21 @@ def test_an_interrupted_conversion_leaves_nothing_that_looks_finished(tmp_path, 
     assert not (tmp_path / smol.NAME).exists() and list(tmp_path.iterdir()) == []
 
 
+def test_both_smollm2_commands_fail_as_one_error_line(monkeypatch, capsys):
+    """A SmolError from either CLI (conversion, warm starts) is `error: ...` on stderr, exit 1."""
+    from agentr_lib.build import smol_warm
+
+    def fail(*_, **__):
+        raise smol.SmolError("smollm2-135m: the package is missing; run `make setup`")
+
+    monkeypatch.setattr(smol, "verify", fail)
+    monkeypatch.setattr(smol_warm, "build", fail)
+    for command in (lambda: smol.main(["verify"]), lambda: smol_warm.main(["build", "--recipe", "lora-32"])):
+        assert command() == 1
+        said = capsys.readouterr()
+        assert said.err == "error: smollm2-135m: the package is missing; run `make setup`\n" and said.out == ""
+
+
 def test_the_name_resolves_to_the_converted_folder_and_profiles_accept_it(tmp_path, monkeypatch):
     from agentr_lib.build import smol_warm
 
@@ -214,7 +229,7 @@ def _val_openings(n: int) -> list[list[dict]]:
 @pytest.mark.slow
 def test_vllm_with_the_adapter_parses_actions_and_differs_from_the_base(engine, tmp_path):
     from agentr_lib.agent import parse_action
-    from agentr_lib.evaluate import evaluate
+    from agentr_lib.evaluate import EvalConfig, Runner, evaluate
     from agentr_lib.splits import select_tasks
 
     openings = _val_openings(CI_TASKS)
@@ -226,8 +241,8 @@ def test_vllm_with_the_adapter_parses_actions_and_differs_from_the_base(engine, 
         engine.lora_request = request
     assert tuned != base  # the adapter changes greedy replies
     assert all(parse_action(reply) for reply in tuned), tuned
-    metrics = evaluate(engine, "textcraft", select_tasks("textcraft", "val", CI_TASKS), tmp_path, max_turns=CI_TURNS,
-                       max_new_tokens=96, progress=False)
+    metrics = evaluate(engine, "textcraft", select_tasks("textcraft", "val", CI_TASKS), tmp_path,
+                       EvalConfig(max_turns=CI_TURNS, max_new_tokens=96), Runner(progress=False))
     records = [json.loads(line) for line in (tmp_path / "textcraft.jsonl").read_text().splitlines()]
     turns = sum(r["num_turns"] for r in records)
     assert metrics["n"] == CI_TASKS and turns >= CI_TASKS
