@@ -14,6 +14,7 @@ from agentr_lib.notebook_params import check_notebooks, expected_parameters, par
 from agentr_lib.pipeline import build_plan
 from agentr_lib.profiles import SCHEMA, SETTINGS, load_profile, settings_markdown
 from agentr_lib.revision import RevisionSettings
+from agentr_lib.run_config import load_run_config
 from agentr_lib.train import SFTConfig
 
 
@@ -54,6 +55,7 @@ def test_a_changed_default_in_a_stage_config_reaches_every_consumer(monkeypatch,
     assert profile["mcts"]["c"] == 0.5
     search = next(step for step in build_plan(profile, tmp_path, tmp_path) if step.notebook == "01_mcts_collection")
     assert search.parameters["C"] == 0.5
+    assert load_run_config("tiny").stage(MCTSConfig).c == 0.5, "and the config a script builds from the run"
     assert "notebooks/01_mcts_collection.ipynb: C = 0.25, the tiny profile gives 0.5" in check_notebooks()
     assert "| `mcts.c` | `0.5` |" in profiles.settings_markdown()
     monkeypatch.setattr(field, "default", -1.0)  # a default its own check refuses fails every profile load
