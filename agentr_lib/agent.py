@@ -129,6 +129,18 @@ class Trajectory:
 EnvSource = Union["Env", Sequence["Env"], Callable[[], "Env"]]
 
 
+@dataclass(frozen=True)
+class EpisodeSettings:
+    """How each episode of `run_episodes` runs: at most `max_turns` turns (replayed prefix
+    responses count), replies sampled at `temperature` (0: greedy) of at most `max_new_tokens`
+    tokens, each episode's turn seeded from `seed` (and the episode's env, task and turn)."""
+
+    max_turns: int
+    temperature: float = 0.0
+    max_new_tokens: int = 128
+    seed: int = 0
+
+
 @dataclass
 class _Live:
     """One running episode inside run_episodes."""
@@ -189,14 +201,11 @@ def run_episodes(
     policy: Policy,
     envs: EnvSource,
     task_ids: Sequence[int],
-    max_turns: int,
-    temperature: float = 0.0,
-    max_new_tokens: int = 128,
+    settings: EpisodeSettings,
     prefixes: Sequence[Sequence[str] | None] | None = None,
     max_concurrency: int = 16,
     on_finish: Callable[[int, Trajectory], None] | None = None,
     progress: bool | str = True,
-    seed: int = 0,
 ) -> list[Trajectory]:
     """Run one episode per task id, in lockstep: each turn makes ONE `policy.generate` call
     over all live episodes (batching is what makes evaluation fast on a GPU and on CPU).
@@ -205,11 +214,12 @@ def run_episodes(
     at the end), a list of envs (one per concurrent episode; not closed), or a single env
     (sequential). An env is reused for the next pending task once its episode ends.
     `prefixes[i]`: responses replayed into episode i before the policy takes over (the
-    revision-ability protocol); they count towards `max_turns`.
+    revision-ability protocol); they count towards `settings.max_turns`.
     `on_finish(i, trajectory)` is called as soon as episode i ends (append-as-you-go logs).
-    Sampling (temperature > 0) is seeded per episode and turn from `seed`, so an episode's
-    replies do not depend on which other episodes share its batch (or on a resume).
+    Sampling (temperature > 0) is seeded per episode and turn from `settings.seed`, so an
+    episode's replies do not depend on which other episodes share its batch (or on a resume).
     Returns the trajectories in the order of `task_ids`."""
+    max_turns, seed = settings.max_turns, settings.seed
     task_ids = list(task_ids)
     if prefixes is not None and len(prefixes) != len(task_ids):
         raise ValueError(f"prefixes has {len(prefixes)} entries, expected one per task id ({len(task_ids)})")
@@ -261,8 +271,8 @@ def run_episodes(
                 continue
             seeds = [derive_seed(seed, item.env.name, item.trajectory.task_id, len(item.trajectory.steps))
                      for item in live]
-            replies = policy.generate([item.messages for item in live], n=1, temperature=temperature,
-                                      max_new_tokens=max_new_tokens, seeds=seeds)
+            replies = policy.generate([item.messages for item in live], n=1, temperature=settings.temperature,
+                                      max_new_tokens=settings.max_new_tokens, seeds=seeds)
             if len(replies) != len(live):
                 raise RuntimeError(f"policy returned {len(replies)} reply lists for {len(live)} conversations")
             still: list[_Live] = []
@@ -307,5 +317,5 @@ def run_episode(
     prefix: Sequence[str] | None = None,
 ) -> Trajectory:
     """One episode (see run_episodes); `prefix` = responses replayed before the policy acts."""
-    return run_episodes(policy, env, [task_id], max_turns, temperature=temperature, max_new_tokens=max_new_tokens,
+    return run_episodes(policy, env, [task_id], EpisodeSettings(max_turns, temperature, max_new_tokens),
                         prefixes=[prefix] if prefix is not None else None, progress=False)[0]

@@ -13,11 +13,11 @@ from __future__ import annotations
 
 import random
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from .agent import EnvSource, Trajectory, run_episodes
+from .agent import EnvSource, EpisodeSettings, Trajectory, run_episodes
 from .checks import boolean, int_at_least, number, one_of, per_env_values, setting
 from .envs import make_env, per_env
 from .envs.base import Env
@@ -45,8 +45,16 @@ class EvalConfig:
     max_new_tokens: int = setting(96, int_at_least(1), "tokens per reply", "04")
     revision_prefixes: bool = setting(True, boolean, "also measure revision ability: continue from the base model's "
                                       "fixed erroneous prefixes (Table 3)")
-    #: the base model's rollouts the erroneous prefixes are cut from sample at this temperature
+    #: the base model's rollouts the erroneous prefixes are cut from sample at this temperature,
+    #: up to `prefix_attempts` times for the tasks without a failure yet; a prefix keeps at most
+    #: `max_prefix_turns` steps (default max_turns // 2, so the model has turns left to recover)
     prefix_temperature: float = 1.0
+    prefix_attempts: int = 3
+    max_prefix_turns: int | None = None
+
+    def turns(self, env_name: str) -> int:
+        """The turn limit of `env_name`'s episodes (`max_turns` may be a mapping env -> n)."""
+        return int(per_env(self.max_turns, env_name))
 
 
 # --------------------------------------------------------------------------------------
@@ -196,10 +204,10 @@ def _resumable(
         run_episodes(
             policy, _env_source(env_name, runner.envs, (runner.env_kwargs or {}).get(env_name)),
             [task for _, task, _ in todo],
-            config["max_turns"], temperature=config["temperature"], max_new_tokens=config["max_new_tokens"],
+            EpisodeSettings(config["max_turns"], config["temperature"], config["max_new_tokens"], seed),
             prefixes=[prefix for _, _, prefix in todo] if any(p is not None for _, _, p in todo) else None,
             max_concurrency=_concurrency(env_name, runner.max_concurrency),
-            on_finish=on_finish, progress=f"{env_name}" if runner.progress else False, seed=seed,
+            on_finish=on_finish, progress=f"{env_name}" if runner.progress else False,
         )
     return [done[key] for key, _, _ in items]
 
@@ -209,28 +217,23 @@ def evaluate(
     env_name: str,
     task_ids: Sequence[int],
     out_dir: str | Path,
-    max_turns: int,
-    temperature: float = 0.0,
-    max_new_tokens: int = 128,
-    max_concurrency: int | None = None,
-    envs: EnvSource | None = None,
-    env_kwargs: Mapping[str, Any] | None = None,
-    progress: bool = True,
+    config: EvalConfig,
+    runner: Runner = Runner(),
     seed: int = 0,
 ) -> dict[str, Any]:
-    """Evaluate `policy` on `task_ids` of `env_name` (greedy by default); writes
-    `<env>.jsonl`, `<env>.metrics.json`, refreshes `metrics.json`; returns the env's metrics.
-    A rerun with the same out_dir resumes (finished task ids are not run again) only when it
-    evaluates the same model (`policy.model_id`, a content hash) with the same settings.
-    `envs`: a factory `() -> Env` or a list of envs to reuse (left open), as `run_episodes`
-    takes them; default: `make_env(env_name, **env_kwargs)`, at most `max_concurrency` of them."""
+    """Evaluate `policy` on `task_ids` of `env_name` with `config`'s turn limit and sampling
+    (its split and task count are the caller's: `task_ids`); writes `<env>.jsonl`,
+    `<env>.metrics.json`, refreshes `metrics.json`; returns the env's metrics. A rerun with the
+    same out_dir resumes (finished task ids are not run again) only when it evaluates the same
+    model (`policy.model_id`, a content hash) with the same settings. `runner`: the envs (by
+    default `make_env(env_name, **runner.env_kwargs[env_name])`), how many run in lockstep, the
+    progress bar."""
     out_dir = Path(out_dir)
-    config = {"env": env_name, "max_turns": max_turns, "temperature": temperature, "max_new_tokens": max_new_tokens,
-              "model": getattr(policy, "model_id", None), "seed": seed}
+    settings = {"env": env_name, "max_turns": config.turns(env_name), "temperature": config.temperature,
+                "max_new_tokens": config.max_new_tokens, "model": getattr(policy, "model_id", None), "seed": seed}
     items = [(str(task_id), int(task_id), None) for task_id in task_ids]
-    records = _resumable(policy, items, out_dir, env_name, config,
-                         Runner(max_concurrency, envs, {env_name: env_kwargs or {}}, progress), seed)
-    metrics = {"env": env_name, **metrics_from_records(records), **{k: v for k, v in config.items() if k != "env"}}
+    records = _resumable(policy, items, out_dir, env_name, settings, runner, seed)
+    metrics = {"env": env_name, **metrics_from_records(records), **{k: v for k, v in settings.items() if k != "env"}}
     atomic_write_json(out_dir / f"{env_name}.metrics.json", metrics)
     atomic_write_json(out_dir / "metrics.json", load_metrics(out_dir))
     return metrics
@@ -253,25 +256,19 @@ def make_error_prefixes(
     env_name: str,
     task_ids: Sequence[int],
     out_path: str | Path,
-    seed: int,
-    max_turns: int,
-    temperature: float = 1.0,
-    attempts: int = 3,
-    max_prefix_turns: int | None = None,
-    max_new_tokens: int = 128,
-    max_concurrency: int | None = None,
-    envs: EnvSource | None = None,
-    env_kwargs: Mapping[str, Any] | None = None,
-    progress: bool = True,
+    config: EvalConfig,
+    seed: int = 0,
+    runner: Runner = Runner(),
 ) -> dict[str, Any]:
     """The fixed set of erroneous prefixes for the revision-ability protocol, made ONCE and
     reused by every model (if `out_path` exists it is loaded and returned as is).
 
-    For each task: roll out `policy` (the base model) at `temperature` > 0, up to `attempts`
-    times for the tasks that have no failure yet; from the first failed rollout (final reward
-    < 1) keep its responses up to a cut drawn with Random(f"{seed}:{env}:{task}") in
-    1..min(non-terminal steps, max_prefix_turns) (default max_turns // 2, so the model has
-    turns left to recover). Tasks the policy always solves get no prefix (listed in
+    For each task: roll out `policy` (the base model) for `config.turns(env_name)` turns at
+    `config.prefix_temperature` > 0, up to `config.prefix_attempts` times for the tasks that
+    have no failure yet; from the first failed rollout (final reward < 1) keep its responses up
+    to a cut drawn with Random(f"{seed}:{env}:{task}") in 1..min(non-terminal steps,
+    `config.max_prefix_turns`) (default max_turns // 2, so the model has turns left to
+    recover). Tasks the policy always solves get no prefix (listed in
     "no_failure"). Returns the saved dict: {"env", "seed", "max_turns", ..., "prefixes": [
     {"key", "task_id", "responses", "actions", "source_reward", "source_turns"}]}."""
     out_path = Path(out_path)
@@ -280,19 +277,21 @@ def make_error_prefixes(
         if data.get("env") != env_name:
             raise ValueError(f"{out_path}: holds prefixes for env {data.get('env')!r}, not {env_name!r}")
         return data
+    max_turns, temperature, attempts = config.turns(env_name), config.prefix_temperature, config.prefix_attempts
     if temperature <= 0:
         raise ValueError(f"make_error_prefixes needs temperature > 0 to sample failures, got {temperature}")
-    max_prefix_turns = max_prefix_turns or max(1, max_turns // 2)
+    max_prefix_turns = config.max_prefix_turns or max(1, max_turns // 2)
     chosen: dict[int, dict[str, Any]] = {}
     remaining = [int(t) for t in task_ids]
     for attempt in range(attempts):
         if not remaining:
             break
         trajectories = run_episodes(
-            policy, _env_source(env_name, envs, env_kwargs), remaining, max_turns, temperature=temperature,
-            max_new_tokens=max_new_tokens, max_concurrency=_concurrency(env_name, max_concurrency),
-            progress=f"{env_name} error prefixes ({attempt + 1}/{attempts})" if progress else False,
-            seed=derive_seed(seed, "error-prefixes", attempt),
+            policy, _env_source(env_name, runner.envs, (runner.env_kwargs or {}).get(env_name)), remaining,
+            EpisodeSettings(max_turns, temperature, config.max_new_tokens,
+                            seed=derive_seed(seed, "error-prefixes", attempt)),
+            max_concurrency=_concurrency(env_name, runner.max_concurrency),
+            progress=f"{env_name} error prefixes ({attempt + 1}/{attempts})" if runner.progress else False,
         )
         for task_id, trajectory in zip(remaining, trajectories):
             if trajectory.success:
@@ -320,28 +319,23 @@ def evaluate_revision(
     env_name: str,
     prefixes_path: str | Path,
     out_dir: str | Path,
-    max_turns: int | None = None,
-    temperature: float = 0.0,
-    max_new_tokens: int = 128,
-    max_concurrency: int | None = None,
-    envs: EnvSource | None = None,
-    env_kwargs: Mapping[str, Any] | None = None,
-    progress: bool = True,
+    config: EvalConfig,
+    runner: Runner = Runner(),
 ) -> dict[str, Any]:
     """Continue from every saved erroneous prefix (replayed into the env) and report mean
-    final reward x100 (and success x100, mean turns after the prefix). `max_turns` counts the
-    prefix too (default: the rollouts' max_turns stored with the prefixes). Resumable like
-    `evaluate`; writes `<env>.revision.jsonl` and `<env>.revision.metrics.json`."""
+    final reward x100 (and success x100, mean turns after the prefix), sampling as `config`
+    says; its turn limit counts the prefix too. Resumable like `evaluate`; writes
+    `<env>.revision.jsonl` and `<env>.revision.metrics.json`."""
     data = read_json(prefixes_path)
     if data.get("env") != env_name:
         raise ValueError(f"{prefixes_path}: holds prefixes for env {data.get('env')!r}, not {env_name!r}")
     out_dir = Path(out_dir)
-    max_turns = int(max_turns or data["max_turns"])
-    config = {"env": env_name, "max_turns": max_turns, "temperature": temperature, "max_new_tokens": max_new_tokens,
-              "prefixes": fingerprint(prefixes_path), "seed": data.get("seed"), "model": getattr(policy, "model_id", None)}
+    max_turns, temperature = config.turns(env_name), config.temperature
+    settings = {"env": env_name, "max_turns": max_turns, "temperature": temperature,
+                "max_new_tokens": config.max_new_tokens, "prefixes": fingerprint(prefixes_path),
+                "seed": data.get("seed"), "model": getattr(policy, "model_id", None)}
     items = [(p["key"], int(p["task_id"]), p["responses"]) for p in data["prefixes"]]
-    records = _resumable(policy, items, out_dir, f"{env_name}.revision", config,
-                         Runner(max_concurrency, envs, {env_name: env_kwargs or {}}, progress), data.get("seed") or 0)
+    records = _resumable(policy, items, out_dir, f"{env_name}.revision", settings, runner, data.get("seed") or 0)
     metrics = {"env": env_name, **metrics_from_records(records), "max_turns": max_turns, "temperature": temperature,
                "prefix_source_reward": round(100 * _mean([p["source_reward"] for p in data["prefixes"]]), 4),
                "n_tasks_without_failure": len(data.get("no_failure", []))}
@@ -381,26 +375,21 @@ def evaluate_suite(
     for env_name in env_names:
         tasks = select_tasks(env_name, config.split, per_env(config.tasks_per_env, env_name), seed)
         kwargs = dict((runner.env_kwargs or {}).get(env_name, {}))
-        turns = int(per_env(config.max_turns, env_name))
         # one set of envs for the evaluation, the prefixes and the revision protocol: a
         # ScienceWorld env is a JVM that takes ~3 s to start
         count = max(1, min(_concurrency(env_name, runner.max_concurrency), len(tasks)))
         envs = [make_env(env_name, **kwargs) for _ in range(count)]
-        sampling = {"temperature": config.temperature, "max_new_tokens": config.max_new_tokens}
+        shared = replace(runner, envs=envs)
         try:
-            evaluate(policy, env_name, tasks, out_dir, turns, **sampling, envs=envs, progress=runner.progress,
-                     seed=seed)
+            evaluate(policy, env_name, tasks, out_dir, config, shared, seed=seed)
             if prefixes_dir:
                 path = error_prefix_path(prefixes_dir, env_name)
                 if make_prefixes:
-                    make_error_prefixes(policy, env_name, tasks, path, seed=seed, max_turns=turns,
-                                        temperature=config.prefix_temperature, max_new_tokens=config.max_new_tokens,
-                                        envs=envs, progress=runner.progress)
+                    make_error_prefixes(policy, env_name, tasks, path, config, seed=seed, runner=shared)
                 if not path.exists():
                     raise FileNotFoundError(f"{path}: no erroneous prefixes for {env_name!r}; run the base model's "
                                             "evaluation with make_prefixes=True first")
-                evaluate_revision(policy, env_name, path, out_dir, max_turns=turns, **sampling, envs=envs,
-                                  progress=runner.progress)
+                evaluate_revision(policy, env_name, path, out_dir, config, shared)
         finally:
             for env in envs:
                 env.close()

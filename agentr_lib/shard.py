@@ -181,10 +181,12 @@ def run_shard(step: Any, index: int, count: int, policy: Any = None, progress: b
             search_trees(policy, lambda: make_env(env_name), mine, config, out_dir=Path(p["OUT_DIR"]) / "trees",
                          env_name=env_name, progress=progress)
         else:
-            from .evaluate import evaluate
+            from .evaluate import EvalConfig, Runner, evaluate
 
-            evaluate(policy, env_name, mine, shard_dir(p["OUT_DIR"], index, count), int(per_env(p["MAX_TURNS"], env_name)),
-                     temperature=p["TEMPERATURE"], max_new_tokens=p["MAX_NEW_TOKENS"], progress=progress, seed=p["SEED"])
+            config = EvalConfig(max_turns=p["MAX_TURNS"], temperature=p["TEMPERATURE"],
+                                max_new_tokens=p["MAX_NEW_TOKENS"])
+            evaluate(policy, env_name, mine, shard_dir(p["OUT_DIR"], index, count), config, Runner(progress=progress),
+                     seed=p["SEED"])
     return ran
 
 

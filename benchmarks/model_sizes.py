@@ -147,7 +147,7 @@ def measure_sampling(model: str, threads: int, eval_goals: int, eval_turns: int,
     import torch
     from sampling import Recorder, matmul_gflops, wave_conversations, work_flops
 
-    from agentr_lib.agent import run_episodes
+    from agentr_lib.agent import EpisodeSettings, run_episodes
     from agentr_lib.envs import make_env
     from agentr_lib.llm import load_policy
 
@@ -160,8 +160,8 @@ def measure_sampling(model: str, threads: int, eval_goals: int, eval_turns: int,
     workloads = {
         "wave": lambda r: r.generate(conversations, n=4, temperature=1.0, max_new_tokens=MAX_NEW_TOKENS,
                                      seeds=list(range(len(conversations)))),
-        "eval": lambda r: run_episodes(r, lambda: make_env("textcraft"), eval_ids, max_turns=eval_turns,
-                                       temperature=0.0, max_new_tokens=MAX_NEW_TOKENS, max_concurrency=len(eval_ids),
+        "eval": lambda r: run_episodes(r, lambda: make_env("textcraft"), eval_ids,
+                                       EpisodeSettings(eval_turns, 0.0, MAX_NEW_TOKENS), max_concurrency=len(eval_ids),
                                        progress=False),
     }
     shape = model_shape(model)

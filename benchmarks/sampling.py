@@ -156,7 +156,7 @@ def wave_conversations(count: int = 54) -> list[list[dict]]:
 
 
 def run_workload(name: str, policy) -> None:
-    from agentr_lib.agent import run_episodes
+    from agentr_lib.agent import EpisodeSettings, run_episodes
     from agentr_lib.envs import make_env
     from agentr_lib.mcts import MCTSConfig, search_trees
 
@@ -170,8 +170,8 @@ def run_workload(name: str, policy) -> None:
         search_trees(policy, lambda: make_env("textcraft"), make_env("textcraft").task_ids("train")[:16], config,
                      progress=False, env_name="textcraft")
     elif name == "eval":
-        run_episodes(policy, lambda: make_env("textcraft"), make_env("textcraft").task_ids("test")[:100], max_turns=10,
-                     temperature=0.0, max_new_tokens=MAX_NEW_TOKENS, max_concurrency=100, progress=False)
+        run_episodes(policy, lambda: make_env("textcraft"), make_env("textcraft").task_ids("test")[:100],
+                     EpisodeSettings(10, 0.0, MAX_NEW_TOKENS), max_concurrency=100, progress=False)
     else:
         raise ValueError(f"workload {name!r}; expected one of {WORKLOADS}")
 

@@ -10,6 +10,7 @@ from fake_env import CounterEnv
 
 from agentr_lib.agent import (
     NO_ACTION_OBSERVATION,
+    EpisodeSettings,
     Trajectory,
     format_response,
     opening_messages,
@@ -145,7 +146,7 @@ def test_run_episodes_lockstep_one_generate_call_per_turn():
     policy = Recording(lambda conv, rng: format_response("add", "add 1"))
     tasks = [1, 2, 3, 4, 5]
     CounterEnv.instances = 0
-    trajectories = run_episodes(policy, CounterEnv, tasks, max_turns=10, progress=False)
+    trajectories = run_episodes(policy, CounterEnv, tasks, EpisodeSettings(10), progress=False)
     assert [t.task_id for t in trajectories] == tasks
     assert all(t.success for t in trajectories)
     assert [len(t.steps) for t in trajectories] == tasks
@@ -163,7 +164,7 @@ def test_run_episodes_concurrency_limit_reuses_envs_and_closes_owned_ones():
 
     policy = ScriptedPolicy(lambda conv, rng: format_response("add", "add 1"))
     finished: list[int] = []
-    trajectories = run_episodes(policy, factory, [2, 1, 3, 1], max_turns=10, max_concurrency=2,
+    trajectories = run_episodes(policy, factory, [2, 1, 3, 1], EpisodeSettings(10), max_concurrency=2,
                                 on_finish=lambda i, t: finished.append(i), progress=False)
     assert len(built) == 2 and all(env.closed for env in built)
     assert [t.final_reward for t in trajectories] == [1.0] * 4
@@ -216,7 +217,7 @@ def _check_expert_replay(name: str, n_tasks: int) -> None:
                     break
             reference[task] = (reward, done)
         max_turns = max(len(s) for s in experts.values()) + 2
-        trajectories = run_episodes(_expert_policy(experts), [env], tasks, max_turns=max_turns, progress=False)
+        trajectories = run_episodes(_expert_policy(experts), [env], tasks, EpisodeSettings(max_turns), progress=False)
     finally:
         env.close()
     for task, trajectory in zip(tasks, trajectories):

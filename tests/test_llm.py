@@ -254,13 +254,13 @@ def test_openai_connection_error_gives_up_after_retries():
 def test_hf_policy_drives_batched_episodes_on_textcraft(policy, tmp_path):
     """End to end: the micro model plays TextCraft through the batched runner + evaluation."""
     from agentr_lib.envs import make_env
-    from agentr_lib.evaluate import evaluate
+    from agentr_lib.evaluate import EvalConfig, Runner, evaluate
 
     calls = policy.calls
     env = make_env("textcraft")
     tasks = env.task_ids("test")[:3]
-    metrics = evaluate(policy, "textcraft", tasks, tmp_path, max_turns=2, max_new_tokens=8,
-                       envs=lambda: make_env("textcraft"), progress=False)
+    metrics = evaluate(policy, "textcraft", tasks, tmp_path, EvalConfig(max_turns=2, max_new_tokens=8),
+                       Runner(envs=lambda: make_env("textcraft"), progress=False))
     assert metrics["n"] == 3 and metrics["mean_turns"] <= 2
     assert policy.calls - calls <= 2  # lockstep: one generate call per turn for all three tasks
 

@@ -10,7 +10,7 @@ import sys
 
 import pytest
 
-from agentr_lib.agent import run_episodes
+from agentr_lib.agent import EpisodeSettings, run_episodes
 from agentr_lib.envs import make_env
 from agentr_lib.llm import derive_seed, load_policy
 from agentr_lib.mcts import MCTSConfig, search_trees, tree_to_dict
@@ -87,10 +87,9 @@ def test_seeded_search_twice_and_resumed_gives_identical_trees(micro_path, tmp_p
 def test_sampled_episodes_are_seeded_per_episode(micro_path):
     policy = load_policy("hf", str(micro_path), threads=1)
     tasks = make_env("textcraft").task_ids("test")[:3]
-    together = run_episodes(policy, lambda: make_env("textcraft"), tasks, max_turns=2, temperature=1.0,
-                            max_new_tokens=12, progress=False, seed=3)
-    alone = run_episodes(policy, lambda: make_env("textcraft"), tasks[2:], max_turns=2, temperature=1.0,
-                         max_new_tokens=12, progress=False, seed=3)
+    settings = EpisodeSettings(max_turns=2, temperature=1.0, max_new_tokens=12, seed=3)
+    together = run_episodes(policy, lambda: make_env("textcraft"), tasks, settings, progress=False)
+    alone = run_episodes(policy, lambda: make_env("textcraft"), tasks[2:], settings, progress=False)
     assert [s.response for s in alone[0].steps] == [s.response for s in together[2].steps]
 
 

@@ -185,7 +185,7 @@ def _search(policy, config, out_dir=None):
 
 @pytest.mark.slow
 def test_greedy_search_and_evaluation_through_the_server_equal_the_in_process_engine(served, tmp_path):
-    from agentr_lib.evaluate import evaluate
+    from agentr_lib.evaluate import EvalConfig, Runner, evaluate
     from agentr_lib.mcts import MCTSConfig
 
     server, base, _, engine = served
@@ -197,8 +197,8 @@ def test_greedy_search_and_evaluation_through_the_server_equal_the_in_process_en
 
     runs = {}
     for name, sampler in (("served", policy), ("in_process", in_process)):
-        evaluate(sampler, "counter", [1, 2, 3], tmp_path / name, max_turns=3, max_new_tokens=12, envs=CounterEnv,
-                 progress=False)
+        evaluate(sampler, "counter", [1, 2, 3], tmp_path / name, EvalConfig(max_turns=3, max_new_tokens=12),
+                 Runner(envs=CounterEnv, progress=False))
         runs[name] = sorted((tmp_path / name / "counter.jsonl").read_text().splitlines())
     assert runs["served"] == runs["in_process"] and len(runs["served"]) == 3
     assert policy.calls > 0 and policy.generated_tokens > 0
@@ -224,7 +224,7 @@ def test_sampled_search_agreement_with_the_in_process_engine(served):
 
 @pytest.mark.slow
 def test_an_iterations_adapter_is_loaded_into_the_running_server(served, tmp_path):
-    from agentr_lib.evaluate import evaluate
+    from agentr_lib.evaluate import EvalConfig, Runner, evaluate
 
     server, base, adapter, engine = served
     conversations = [[{"role": "user", "content": f"Goal: craft {i} stick."}] for i in range(4)]
@@ -241,8 +241,8 @@ def test_an_iterations_adapter_is_loaded_into_the_running_server(served, tmp_pat
     assert again.served_model == policy.served_model
     episodes = {}
     for name, sampler in (("served", policy), ("in_process", engine)):  # the iteration's evaluation
-        evaluate(sampler, "counter", [1, 2, 3], tmp_path / name, max_turns=3, max_new_tokens=12, envs=CounterEnv,
-                 progress=False)
+        evaluate(sampler, "counter", [1, 2, 3], tmp_path / name, EvalConfig(max_turns=3, max_new_tokens=12),
+                 Runner(envs=CounterEnv, progress=False))
         episodes[name] = sorted((tmp_path / name / "counter.jsonl").read_text().splitlines())
     assert episodes["served"] == episodes["in_process"]
 

@@ -100,7 +100,7 @@ def test_merged_shards_equal_the_unsharded_run(runs):
 @pytest.mark.slow
 def test_the_steps_notebook_finds_every_task_done_after_the_merge(runs):
     """What notebook 01 and 04 call on the merged folder resumes everything and samples nothing."""
-    from agentr_lib.evaluate import evaluate
+    from agentr_lib.evaluate import EvalConfig, Runner, evaluate
     from agentr_lib.mcts import MCTSConfig, search_trees
     from agentr_lib.envs import make_env
 
@@ -125,8 +125,8 @@ def test_the_steps_notebook_finds_every_task_done_after_the_merge(runs):
     merged = (out / "textcraft.metrics.json").read_bytes()
     policy = NoSampling()
     policy.model_id = json.loads((out / "textcraft.config.json").read_text())["model"]
-    evaluate(policy, "textcraft", step_tasks(step, "textcraft"), out, 3, max_new_tokens=12, progress=False,
-             seed=step.parameters["SEED"])
+    evaluate(policy, "textcraft", step_tasks(step, "textcraft"), out, EvalConfig(max_turns=3, max_new_tokens=12),
+             Runner(progress=False), seed=step.parameters["SEED"])
     assert (out / "textcraft.metrics.json").read_bytes() == merged
 
 

@@ -17,7 +17,7 @@ def measure_test_scores(model_dir: str | Path, envs: Sequence[str] | None = None
     """Greedy scores on held-out TEST ids with the project's evaluator (per-episode JSONL under
     <model_dir>/eval/, so an interrupted scoring resumes), written into
     model_card.json["test_scores"]; the card's spec gives what is not passed."""
-    from ..evaluate import evaluate
+    from ..evaluate import EvalConfig, Runner, evaluate
     from ..llm import load_policy
 
     model_dir = Path(model_dir)
@@ -37,8 +37,8 @@ def measure_test_scores(model_dir: str | Path, envs: Sequence[str] | None = None
         if n_tasks is not None:
             ids = ids[:n_tasks]
         started = time.time()
-        result = dict(evaluate(policy, name, ids, model_dir / "eval", max_turns=max_turns, max_new_tokens=96,
-                               progress=progress))
+        result = dict(evaluate(policy, name, ids, model_dir / "eval",
+                               EvalConfig(max_turns=max_turns, max_new_tokens=96), Runner(progress=progress)))
         result.update(evaluator=f"agentr_lib.evaluate ({policy.backend_name} backend, batched)", tasks=result.get("n", len(ids)),
                       backend=policy.backend_name,
                       seconds=round(time.time() - started, 1), max_turns=max_turns)

@@ -155,7 +155,7 @@ def evaluate_val(model: str, tasks: int = 20, max_turns: int = 12, max_new_token
     """Success and parse rate on `tasks` validation goals (seed 0), with 95% bootstrap intervals;
     the episodes go to `out` (resumable), the summary is returned (and written by the CLI)."""
     from .. import stats
-    from ..evaluate import evaluate
+    from ..evaluate import EvalConfig, Runner, evaluate
     from ..llm import load_policy
     from ..models import PRETRAINED_MODELS
     from ..splits import select_tasks
@@ -167,8 +167,8 @@ def evaluate_val(model: str, tasks: int = 20, max_turns: int = 12, max_new_token
     kwargs = {"kv_cache_gb": kv_cache_gb} if backend == "vllm" else {}
     policy = load_policy(backend, folder, **kwargs)
     loaded = time.perf_counter() - start
-    metrics = evaluate(policy, "textcraft", goals, out, max_turns=max_turns, max_new_tokens=max_new_tokens,
-                       progress=False)
+    metrics = evaluate(policy, "textcraft", goals, out, EvalConfig(max_turns=max_turns, max_new_tokens=max_new_tokens),
+                       Runner(progress=False))
     seconds = time.perf_counter() - start - loaded
     records = read_jsonl(out / "textcraft.jsonl")
     success = {r["key"]: float(r["success"]) for r in records}
