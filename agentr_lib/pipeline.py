@@ -397,7 +397,9 @@ def select_stages(plan: list[Step], only: list[str] | None) -> list[Step]:
 def check_only(plan: list[Step], selected: list[Step], states: dict[str, tuple[str, str]], only: list[str]) -> None:
     """With `--only`, every step a selected step reads must be done already or selected too;
     otherwise a ValueError naming the step to run first: the earliest unfinished step that
-    the first blocked one needs, directly or through other unfinished steps."""
+    the first blocked one needs, directly or through other unfinished steps. Nor may a
+    selected step read a step left out that a selected step's rerun puts out of date (a new
+    search under a finished revision step): it would train or evaluate on the old outputs."""
     chosen, needs = {step.key for step in selected}, dependencies(plan)
     order = [step.key for step in plan]
     for step in selected:
@@ -416,6 +418,20 @@ def check_only(plan: list[Step], selected: list[Step], states: dict[str, tuple[s
         raise ValueError(f"--only {','.join(only)}: step {step.key} reads what {missing[0]} writes, and "
                          f"{missing[0]} is not done ({states[missing[0]][0]}); run --only {stage} first{earliest}, "
                          "or the pipeline without --only")
+    changed_by: dict[str, str] = {}  # step -> the selected step whose run changes what it reads (or itself)
+    for step in plan:
+        cause = next((changed_by[key] for key in needs[step.key] if key in changed_by), None)
+        if step.key in chosen:
+            read_stale = [key for key in needs[step.key] if key in changed_by and key not in chosen]
+            if read_stale:
+                raise ValueError(f"--only {','.join(only)}: step {step.key} reads what {read_stale[0]} writes, which "
+                                 f"is out of date once {changed_by[read_stale[0]]} runs again; add "
+                                 f"{next(o.stage for o in plan if o.key == read_stale[0])} to --only, or run "
+                                 "the pipeline without --only")
+            if states[step.key][0] != "done":
+                cause = step.key
+        if cause is not None:
+            changed_by[step.key] = cause
 
 
 class RunLocked(RuntimeError):

@@ -192,6 +192,11 @@ def test_only_runs_one_kind_of_step_once_what_it_reads_is_done(fake):
         "they read every evaluation"
     with pytest.raises(ValueError, match="'evals' is not a kind of step; choose from setup, eval, mcts"):
         run(only=["evals"])
+    with pytest.raises(ValueError, match=r"step agent_r/iter1/sft reads what agent_r/iter1/revision writes, which "
+                                         r"is out of date once iter1/mcts runs again; add revision to --only"):
+        run({"eval.max_turns": 3, "mcts.simulations": 1}, only=["mcts", "sft"])
+    assert run({"eval.max_turns": 3, "mcts.simulations": 1}, only=["mcts", "revision", "sft"]) == [
+        "iter1/mcts", "agent_r/iter1/revision", "agent_r/iter1/sft"]
 
 
 def test_only_with_dry_run_prints_the_selected_steps_then_what_to_run_first(tmp_path, capsys):
