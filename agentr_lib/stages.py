@@ -210,7 +210,8 @@ def train(config: SFTConfig, init_model: str, data: TrainingData, out_dir: str |
     init = model_path(init_model)
     dataset = data.load(config.seed)
     if not data.general_data:
-        print("no general chat data mixed in (none ships; set GENERAL_DATA to a local file to use ETA)")
+        print("no general chat data mixed in (none ships; point sft.general_data, GENERAL_DATA in notebook 03, "
+              "at a local file to mix it in at share eta)")
     kind_column = next((c for c in ("kind", "source") if c in dataset.column_names), None)
     kinds = Counter(dataset[kind_column] if kind_column else ["?"] * len(dataset))
     print(f"{len(dataset)} training conversations from {data.dataset_dir}: "
