@@ -140,8 +140,13 @@ def test_measured_scores_land_in_the_model_card(micro, tmp_path):
     assert (model / "eval" / "textcraft.jsonl").exists()
 
 
-def test_two_bc_stages_use_new_distractor_seeds_and_continue_training(tmp_path):
+def test_two_bc_stages_use_new_distractor_seeds_and_continue_training(tmp_path, monkeypatch):
+    from agentr_lib.build import bc
+
+    collected, real = [], bc.collect_demos
+    monkeypatch.setattr(bc, "collect_demos", lambda spec, **k: collected.append(k.get("stage", 0)) or real(spec, **k))
     out = build_tiny_model(tmp_path / "s2", size="micro", seed=0, stages=2, textcraft_seeds=1, progress=False)
+    assert collected == [0, 1], "each stage's demonstrations collected once (stage 0's also train the tokenizer)"
     card = json.loads((out / "model_card.json").read_text())
     assert card["train"]["stages"] == 2 and card["train"]["steps"] == 2 * resolve_spec("micro").max_steps
     assert card["data"]["per_env"]["textcraft"]["seeds"] == 2

@@ -88,10 +88,9 @@ def _workspace(out: Path, spec: TinySpec) -> bool:
     return False
 
 
-def _initial_model(spec: TinySpec, init_dir: Path, progress: bool) -> None:
-    """The tokenizer (trained on stage 0's demonstrations) and the initial weights, in init_dir
-    (made in a sibling folder and renamed: a killed save leaves nothing that looks finished)."""
-    rows, _ = collect_demos(spec, progress=progress)
+def _initial_model(spec: TinySpec, init_dir: Path, rows: list[dict]) -> None:
+    """The tokenizer (trained on stage 0's demonstrations, `rows`) and the initial weights, in
+    init_dir (made in a sibling folder and renamed: a killed save leaves nothing that looks finished)."""
     if not rows:
         raise RuntimeError(f"no expert demonstrations for envs {spec.envs}: check the environments")
     # every message text with its real frequency (measured: dedup left the 90-word
@@ -106,18 +105,19 @@ def _initial_model(spec: TinySpec, init_dir: Path, progress: bool) -> None:
     os.replace(partial, init_dir)
 
 
-def _stage(spec: TinySpec, stage: int, out: Path, tokenizer: Any, previous: Path, progress: bool) -> dict:
+def _stage(spec: TinySpec, stage: int, out: Path, tokenizer: Any, previous: Path, progress: bool,
+           demos: tuple[list[dict], dict] | None = None) -> dict:
     """Stage `stage`'s record (train metrics, tokenize stats, demonstration stats), from its
-    stage.json when an earlier attempt finished it, else by running it (a half-run stage
-    starts over: train_sft has no checkpoint inside a stage)."""
+    stage.json when an earlier attempt finished it, else by running it on `demos` (collected
+    when not given; a half-run stage starts over: train_sft has no checkpoint inside a stage)."""
     work = out / f"bc{stage}"
     done = work / "stage.json"
     if done.is_file():
         return read_json(done)
     shutil.rmtree(work, ignore_errors=True)
-    rows, demos = collect_demos(spec, progress=progress, stage=stage)
+    rows, stats = demos or collect_demos(spec, progress=progress, stage=stage)
     metrics, tokens = bc_stage(spec, stage, rows, tokenizer, previous, work, progress)
-    record = {"metrics": metrics, "tokens": tokens, "demos": demos}
+    record = {"metrics": metrics, "tokens": tokens, "demos": stats}
     if metrics["stopped_by_time_limit"]:
         raise BuildCutShort(
             f"tiny model build stopped by the {spec.minutes}-minute cap in stage {stage} after {metrics['steps']} "
@@ -204,16 +204,17 @@ def build_tiny_model(out_dir: str | Path | None = None, size: str = "tiny", seed
         shutil.rmtree(out, ignore_errors=True)
     resumed = _workspace(out, spec)
     started = time.time()
-    init_dir = out / "init"
-    if not (init_dir / "config.json").is_file():
-        _initial_model(spec, init_dir, progress)
+    init_dir, first = out / "init", None
+    if not init_dir.is_dir():
+        first = collect_demos(spec, progress=progress)  # stage 0's, which the tokenizer is trained on
+        _initial_model(spec, init_dir, first[0])
     # train on exactly the tokenizer that every later load (SFT, evaluation, users) gets
     tokenizer = AutoTokenizer.from_pretrained(init_dir)
     previous, records = init_dir, []
     reused = [stage for stage in range(spec.stages) if (out / f"bc{stage}" / "stage.json").is_file()]
     try:
         for stage in range(spec.stages):
-            records.append(_stage(spec, stage, out, tokenizer, previous, progress))
+            records.append(_stage(spec, stage, out, tokenizer, previous, progress, first if stage == 0 else None))
             previous = out / f"bc{stage}" / "merged"
     except BuildCutShort:
         shutil.rmtree(out, ignore_errors=True)
