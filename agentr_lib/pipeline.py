@@ -104,6 +104,16 @@ EXPERT_TASKS = 2
 STAGES: tuple[str, ...] = ("setup", "eval", "mcts", "revision", "sft", "figures")
 
 
+@dataclass(frozen=True)
+class Selection:
+    """Which steps of the plan this invocation runs and redoes: `only` the steps of these
+    kinds (STAGES; empty: every kind), and `from_step` on, every step redone from scratch
+    (None: none). `--stop-before` is not one: it cuts the plan itself."""
+
+    only: tuple[str, ...] = ()
+    from_step: str | None = None
+
+
 def build_plan(profile: dict, run_dir: Path, figures_dir: Path) -> list[Step]:
     """Every step of a run, in execution order, with its notebook parameters: the profile's
     settings each notebook takes as is (profiles.SETTINGS says which), and the values of the
@@ -379,7 +389,7 @@ def plan_states(plan: list[Step], run_dir: Path, redo_from: int) -> dict[str, tu
     return states
 
 
-def select_stages(plan: list[Step], only: list[str] | None) -> list[Step]:
+def select_stages(plan: list[Step], only: list[str]) -> list[Step]:
     """The steps `--only` selects (every step without it); a name that is not one of STAGES,
     or that selects nothing in this plan, is a ValueError naming the choices."""
     if not only:
@@ -525,24 +535,23 @@ def estimate_left(plan: list[Step], number: int, profile: dict, durations: dict[
 def run_pipeline(
     config: RunConfig | dict,
     run_name: str | None = None,
-    from_step: str | None = None,
+    select: Selection = Selection(),
     dry_run: bool = False,
     figures_dir: Path | None = None,
     runs_root: Path = RUNS,
     overrides_by_step: dict[str, dict] | None = None,
     stop_before: str | None = None,
-    only: list[str] | None = None,
 ) -> Path:
     """Execute (or print) the plan of `config` (a RunConfig, or a profile load_profile
     returned); returns the run folder. `overrides_by_step` replaces notebook parameters of
     named steps (tests inject a failing value this way). `stop_before`: run only the steps
-    before this one (docs/scale-out.md: it is pre-run on every GPU next). `only`: run only
-    the steps of these kinds (STAGES), once every step they read is done (check_only).
+    before this one (docs/scale-out.md: it is pre-run on every GPU next). `select.only`: run
+    only the steps of these kinds (STAGES), once every step they read is done (check_only).
 
     A step is skipped only when its marker says it finished from exactly the inputs it has
-    now and its outputs are as it left them; a stale step (or every step from `from_step`
-    on) has its outputs removed and runs afresh; an interrupted one runs again and resumes
-    from what it had written."""
+    now and its outputs are as it left them; a stale step (or every step from
+    `select.from_step` on) has its outputs removed and runs afresh; an interrupted one runs
+    again and resumes from what it had written."""
     config = RunConfig.from_settings(config) if isinstance(config, dict) else config
     profile = config.settings
     run_dir = Path(runs_root) / (run_name or profile["name"])
@@ -551,6 +560,7 @@ def run_pipeline(
     for key, params in (overrides_by_step or {}).items():
         next(step for step in plan if step.key == key).parameters.update(params)
     keys = [step.key for step in plan]
+    from_step, only = select.from_step, list(select.only)
     if from_step is not None and from_step not in keys:
         raise ValueError(f"--from-step {from_step!r} is not a step of this plan; steps: {', '.join(keys)}")
     redo_from = keys.index(from_step) if from_step else len(keys)
@@ -704,9 +714,9 @@ def main(argv: list[str] | None = None) -> int:
         config = load_run_config(args.profile, _cli_sets(args))
         for note in config.notes:
             print(note, flush=True)
-        run_pipeline(config, run_name=args.run_name, from_step=args.from_step, dry_run=args.dry_run,
-                     runs_root=args.runs_root, figures_dir=args.figures_dir, stop_before=args.stop_before,
-                     only=args.only.split(",") if args.only else None)
+        select = Selection(tuple(args.only.split(",")) if args.only else (), args.from_step)
+        run_pipeline(config, run_name=args.run_name, select=select, dry_run=args.dry_run, runs_root=args.runs_root,
+                     figures_dir=args.figures_dir, stop_before=args.stop_before)
     except KeyboardInterrupt:
         print("\ninterrupted: rerun the same command to resume", file=sys.stderr)
         return 130

@@ -13,7 +13,7 @@ import pytest
 
 from agentr_lib import pipeline
 from agentr_lib.io import read_json
-from agentr_lib.pipeline import build_plan, main, run_pipeline, step_state, variants
+from agentr_lib.pipeline import Selection, build_plan, main, run_pipeline, step_state, variants
 from agentr_lib.profiles import load_profile
 from agentr_lib.run_config import load_run_config
 
@@ -77,7 +77,8 @@ def test_committed_figures_do_not_count_as_this_runs_figures(tmp_path, capsys):
 
 def test_from_step_must_name_a_step(tmp_path):
     with pytest.raises(ValueError, match="base/eval"):
-        run_pipeline(load_profile("smoke"), from_step="agent_r/iter9/sft", dry_run=True, runs_root=tmp_path)
+        run_pipeline(load_profile("smoke"), select=Selection(from_step="agent_r/iter9/sft"), dry_run=True,
+                     runs_root=tmp_path)
 
 
 def test_cli_rejects_unknown_method(capsys):
@@ -133,11 +134,13 @@ def fake(monkeypatch, tmp_path):
     executor = FakeExecutor()
     monkeypatch.setattr(pipeline, "execute_step", executor)
 
-    def run(sets: dict | None = None, **kwargs):
-        """The plan of smoke with `sets` as the command line's --set on top of one iteration's."""
+    def run(sets: dict | None = None, only: list[str] | None = None, from_step: str | None = None):
+        """The plan of smoke with `sets` as the command line's --set on top of one iteration's,
+        `only` and `from_step` as --only and --from-step."""
         executor.ran.clear()
         config = load_run_config("smoke", {**one_iteration, **(sets or {})})
-        run_pipeline(config, run_name="r", runs_root=tmp_path / "runs", figures_dir=tmp_path / "fig", **kwargs)
+        run_pipeline(config, run_name="r", runs_root=tmp_path / "runs", figures_dir=tmp_path / "fig",
+                     select=Selection(tuple(only or ()), from_step))
         return list(executor.ran)
 
     return run, executor, tmp_path / "runs" / "r"
@@ -202,7 +205,7 @@ def test_only_runs_one_kind_of_step_once_what_it_reads_is_done(fake):
 def test_only_with_dry_run_prints_the_selected_steps_then_what_to_run_first(tmp_path, capsys):
     with pytest.raises(ValueError, match="agent_r/iter1/sft reads what agent_r/iter1/revision writes.*run --only "
                                          "mcts first \\(step iter1/mcts, the earliest"):
-        run_pipeline(load_profile("smoke"), dry_run=True, runs_root=tmp_path, only=["setup", "sft"])
+        run_pipeline(load_profile("smoke"), dry_run=True, runs_root=tmp_path, select=Selection(("setup", "sft")))
     lines = capsys.readouterr().out.splitlines()
     assert [line.split()[3] for line in lines] == ["setup"] + [f"{m}/iter{k}/sft" for m in ("agent_r", "direct_revision")
                                                                for k in (1, 2, 3)]
