@@ -143,14 +143,8 @@ def _wide_functions(limit: int = 8) -> set[str]:
     return found
 
 
-#: wide still, and to be narrowed by its module's owner: the pipeline's entry point grew its
-#: ninth parameter (`only`, pipeline --only) after the stage functions were narrowed
-PENDING: set[str] = {"agentr_lib.pipeline.run_pipeline"}
-
-
 def test_no_function_takes_more_than_eight_parameters():
-    assert _wide_functions() - PENDING == set(), "take a config object (EvalConfig, EpisodeSettings, Runner, ...)"
-    assert PENDING <= _wide_functions(), "narrowed: take it off PENDING"
+    assert _wide_functions() == set(), "take a config object (EvalConfig, EpisodeSettings, Runner, ...) instead"
 
 
 def test_the_parameter_count_sees_a_wide_function(tmp_path, monkeypatch):
