@@ -143,16 +143,6 @@ def load_metrics(out_dir: str | Path, kind: str = "metrics") -> dict[str, Any]:
 # --------------------------------------------------------------------------------------
 
 
-def _concurrency(env_name: str, max_concurrency: int | None) -> int:
-    return max_concurrency or DEFAULT_CONCURRENCY.get(env_name, 16)
-
-
-def _env_source(env_name: str, envs: EnvSource | None, env_kwargs: Mapping[str, Any] | None) -> EnvSource:
-    if envs is not None:
-        return envs
-    return lambda: make_env(env_name, **dict(env_kwargs or {}))
-
-
 def _check_config(path: Path, config: dict[str, Any]) -> None:
     """Refuse to resume a JSONL written with other settings (it would mix two experiments)."""
     if path.exists():
@@ -175,6 +165,17 @@ class Runner:
     envs: EnvSource | None = None
     env_kwargs: Mapping[str, Mapping[str, Any]] | None = None  # env name -> make_env's keywords
     progress: bool = True
+
+    def concurrency(self, env_name: str) -> int:
+        """Episodes of `env_name` stepped in lockstep at most."""
+        return self.max_concurrency or DEFAULT_CONCURRENCY.get(env_name, 16)
+
+    def source(self, env_name: str) -> EnvSource:
+        """The envs `run_episodes` runs `env_name`'s episodes in: `envs`, else a factory."""
+        if self.envs is not None:
+            return self.envs
+        kwargs = dict((self.env_kwargs or {}).get(env_name) or {})
+        return lambda: make_env(env_name, **kwargs)
 
 
 def _resumable(
@@ -202,12 +203,11 @@ def _resumable(
             done[record["key"]] = record
 
         run_episodes(
-            policy, _env_source(env_name, runner.envs, (runner.env_kwargs or {}).get(env_name)),
-            [task for _, task, _ in todo],
+            policy, runner.source(env_name), [task for _, task, _ in todo],
             EpisodeSettings(config["max_turns"], config["temperature"], config["max_new_tokens"], seed),
             prefixes=[prefix for _, _, prefix in todo] if any(p is not None for _, _, p in todo) else None,
-            max_concurrency=_concurrency(env_name, runner.max_concurrency),
-            on_finish=on_finish, progress=f"{env_name}" if runner.progress else False,
+            max_concurrency=runner.concurrency(env_name), on_finish=on_finish,
+            progress=env_name if runner.progress else False,
         )
     return [done[key] for key, _, _ in items]
 
@@ -287,10 +287,10 @@ def make_error_prefixes(
         if not remaining:
             break
         trajectories = run_episodes(
-            policy, _env_source(env_name, runner.envs, (runner.env_kwargs or {}).get(env_name)), remaining,
+            policy, runner.source(env_name), remaining,
             EpisodeSettings(max_turns, temperature, config.max_new_tokens,
                             seed=derive_seed(seed, "error-prefixes", attempt)),
-            max_concurrency=_concurrency(env_name, runner.max_concurrency),
+            max_concurrency=runner.concurrency(env_name),
             progress=f"{env_name} error prefixes ({attempt + 1}/{attempts})" if runner.progress else False,
         )
         for task_id, trajectory in zip(remaining, trajectories):
@@ -377,7 +377,7 @@ def evaluate_suite(
         kwargs = dict((runner.env_kwargs or {}).get(env_name, {}))
         # one set of envs for the evaluation, the prefixes and the revision protocol: a
         # ScienceWorld env is a JVM that takes ~3 s to start
-        count = max(1, min(_concurrency(env_name, runner.max_concurrency), len(tasks)))
+        count = max(1, min(runner.concurrency(env_name), len(tasks)))
         envs = [make_env(env_name, **kwargs) for _ in range(count)]
         shared = replace(runner, envs=envs)
         try:

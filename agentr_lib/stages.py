@@ -44,7 +44,7 @@ class PolicySpec:
         with one line saying what samples for what (`doing`)."""
         policy = load_policy(self.backend, model_path(self.model), endpoints=list(self.endpoints))
         sampler = {"backend": policy.backend_name, "adapter": getattr(policy, "adapter", None)}  # adapter: base + LoRA
-        print(f"{doing}: {self.model} ({self.backend}: {policy.backend_name}"
+        print(f"{doing} {self.model} ({self.backend}: {policy.backend_name}"
               + (", a LoRA adapter on its base model)" if sampler["adapter"] else ")"))
         return policy, sampler
 
@@ -133,7 +133,7 @@ def revise(settings: RevisionSettings, trees_dir: str | Path, out_dir: str | Pat
     if settings.verifier == "model" and settings.method == "agent_r":
         if verifier is None:
             raise ValueError("revise: the model verifier needs the actor (verifier=PolicySpec(...))")
-        policy, sampler = verifier.load("verifier")
+        policy, sampler = verifier.load("the model verifier:")
     # every environment's trees at once: the model verifier judges all pairs' steps in one call
     tally: dict[str, int] = {}  # pairs sampled, and those dropped: no failure visible (value-seen), inconsistent replay
     dataset = build_dataset(trees, settings, policy=policy, replay_env_factory=make_env if replay_check else None,
