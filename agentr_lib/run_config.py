@@ -97,3 +97,15 @@ def load_run_config(profile: str | Path, sets: Mapping[str, Any] | None = None) 
     validate_profile(settings, f"{path}" + (f" with --set {given}" if sets else ""))
     settings["name"] = path.stem
     return RunConfig(settings, sets, tuple(notes))
+
+
+def recorded_run_config(profile: str | Path, run_dir: str | Path) -> RunConfig:
+    """The run the pipeline started in `run_dir`: `profile` with the `--set` overrides its
+    run.json recorded, so a worker process (shard, train_cli) plans exactly the steps, with
+    exactly the parameters, that the pipeline did. No run.json yet: the profile alone."""
+    from .io import read_json
+    from .layout import RunLayout
+
+    manifest_path = RunLayout(Path(run_dir)).manifest
+    overrides = read_json(manifest_path).get("overrides", {}) if manifest_path.exists() else {}
+    return load_run_config(profile, overrides)

@@ -81,9 +81,9 @@ def find_step(profile: str, run_dir: str | Path, key: str, figures_dir: str | Pa
     """The pipeline step `key` of this profile's run in `run_dir` (pipeline.build_plan), which
     must run one of `notebooks` (default: a search or an evaluation step)."""
     from .pipeline import build_plan
-    from .profiles import load_profile
+    from .run_config import recorded_run_config
 
-    loaded = load_profile(profile)
+    loaded = recorded_run_config(profile, run_dir).settings
     plan = build_plan(loaded, Path(run_dir), Path(figures_dir or Path(run_dir) / "figures"))
     steps = {step.key: step for step in plan}
     if key not in steps:
@@ -98,11 +98,11 @@ def step_status(profile: str, run_dir: str | Path, key: str, figures_dir: str | 
     """(state, why) of step `key` as the pipeline judges it from its marker and the markers of
     the steps before it: "done", "stale", "resume" or "todo" (pipeline.step_state)."""
     from .pipeline import build_plan, read_marker, step_state
-    from .profiles import load_profile
+    from .run_config import recorded_run_config
 
     run_dir = Path(run_dir)
     upstream: dict[str, dict] = {}
-    for step in build_plan(load_profile(profile), run_dir, Path(figures_dir or run_dir / "figures")):
+    for step in build_plan(recorded_run_config(profile, run_dir).settings, run_dir, Path(figures_dir or run_dir / "figures")):
         if step.key == key:
             return step_state(step, run_dir, upstream)
         marker, _ = read_marker(run_dir, step.key)
@@ -280,9 +280,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "steps":
             from .pipeline import build_plan
-            from .profiles import load_profile
+            from .run_config import recorded_run_config
 
-            plan = build_plan(load_profile(args.profile), Path(args.run_dir),
+            plan = build_plan(recorded_run_config(args.profile, args.run_dir).settings, Path(args.run_dir),
                               Path(args.figures_dir or Path(args.run_dir) / "figures"))
             for s in plan:
                 if args.all:

@@ -60,11 +60,11 @@ def step_training(profile: str, run_dir: str, key: str) -> tuple[str, Any, str, 
     from .data import filter_env, mix_general
     from .layout import model_path
     from .pipeline import build_plan
-    from .profiles import load_profile
+    from .run_config import recorded_run_config
     from .revision import load_dataset
     from .train import SFTConfig
 
-    plan = {step.key: step for step in build_plan(load_profile(profile), Path(run_dir), Path(run_dir) / "figures")}
+    plan = {step.key: step for step in build_plan(recorded_run_config(profile, run_dir).settings, Path(run_dir), Path(run_dir) / "figures")}
     if key not in plan or plan[key].notebook != "03_sft_unsloth":
         raise ValueError(f"--step {key!r}: not an SFT step of profile {profile!r}; these are: "
                          f"{[k for k, s in plan.items() if s.notebook == '03_sft_unsloth']}")

@@ -246,3 +246,15 @@ def test_the_pipeline_stops_before_a_step_the_workers_pre_run(tmp_path, capsys):
         run_pipeline(profile, runs_root=tmp_path / "runs", dry_run=True, stop_before="iter9/mcts")
     setup = build_plan(profile, tmp_path / "runs" / "x", tmp_path / "figs")[:1]
     assert estimate_left(setup, 1, {**profile, "expected_minutes": 5}, {}) is None  # nothing to spread over
+
+
+def test_workers_plan_with_the_overrides_the_pipeline_recorded(tmp_path):
+    """A run started with `--set` records its overrides in run.json; a worker given only the
+    profile and the run folder plans the same step parameters (not the profile's defaults)."""
+    path = tmp_path / "shardtest.yaml"
+    path.write_text(yaml.safe_dump(PROFILE))
+    run = tmp_path / "run"
+    assert find_step(str(path), run, "iter1/mcts").parameters["SIMULATIONS"] == 2  # no run.json yet: the profile
+    run.mkdir()
+    (run / "run.json").write_text(json.dumps({"steps": {}, "overrides": {"mcts.simulations": 3}}))
+    assert find_step(str(path), run, "iter1/mcts").parameters["SIMULATIONS"] == 3
