@@ -34,7 +34,7 @@ def check_model_source(model: str | os.PathLike) -> str:
         why = "HF_HUB_OFFLINE is set" if _offline() and not looks_local else "it does not exist"
         raise FileNotFoundError(
             f"model {model!r}: no such local folder and it cannot be loaded from the Hugging Face hub ({why}). "
-            "Pass a local path to a saved model (e.g. data/models/tiny-<...>, built by `python -m agentr_lib.tiny build`), "
+            "Pass a local path to a saved model (e.g. data/models/tiny-<...>, built by `python -m agentr_lib.build build`), "
             "or unset HF_HUB_OFFLINE on a machine with internet to use a hub name."
         )
     return model

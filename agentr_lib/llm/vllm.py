@@ -86,7 +86,7 @@ def read_model_config(source: str) -> dict:
     if not path.exists():
         raise FileNotFoundError(
             f"{path}: no config.json in the model folder, so vLLM cannot load it. Pass a folder saved with "
-            "`save_pretrained` (e.g. data/models/tiny-<...>, built by `python -m agentr_lib.tiny build`), "
+            "`save_pretrained` (e.g. data/models/tiny-<...>, built by `python -m agentr_lib.build build`), "
             "or backend='hf'."
         )
     return json.loads(path.read_text())
@@ -118,7 +118,7 @@ def check_head_size(config: dict, source: str, device: str) -> None:
         f"{Path(source) / 'config.json'}: head size {size} (hidden_size {text.get('hidden_size')} / "
         f"num_attention_heads {text.get('num_attention_heads')}){ignored} is not supported by vLLM's CPU attention, "
         f"which runs head sizes {list(supported)}. Rebuild the model with a supported head size "
-        "(the tiny model's spec has one: `python -m agentr_lib.tiny build --force`), or use backend='hf'."
+        "(the tiny model's spec has one: `python -m agentr_lib.build build --force`), or use backend='hf'."
     )
 
 
