@@ -158,6 +158,12 @@ def shows_failure(env: str, node: Node) -> bool:
     return node.action is None or node.observation.startswith(prefixes)
 
 
+def lost_by_value(node: Node, alpha: float) -> bool:
+    """The mean rule's test: the search rated the step lost (mean value below alpha, below 1
+    when alpha >= 1)."""
+    return node.value < min(alpha, 1.0)
+
+
 def value_verifier(pair: Pair, alpha: float, rule: str = "mean") -> Verdict | None:
     """The first bad-path step after the divergence that the search already rated as lost.
     rule "mean" (the default, the design's): the node's mean value W/N is below alpha (below 1 when
@@ -182,7 +188,7 @@ def value_verifier(pair: Pair, alpha: float, rule: str = "mean") -> Verdict | No
             record["best"] = _subtree_best(node)
             lost = not is_good(record["best"], alpha)
         else:
-            lost = node.value < min(alpha, 1.0)
+            lost = lost_by_value(node, alpha)
             if rule == "seen":
                 record["failure"] = shows_failure(pair.tree.env, node)
                 lost = lost and record["failure"]

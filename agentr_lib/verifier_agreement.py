@@ -24,7 +24,7 @@ from typing import Any
 
 from .io import atomic_write_json
 from .mcts import load_trees
-from .revision import is_good, load_dataset, make_pairs, value_verifier
+from .revision import is_good, load_dataset, lost_by_value, make_pairs, value_verifier
 
 
 def notebook_parameters(notebook: str | Path) -> dict[str, Any]:
@@ -71,7 +71,7 @@ def agreement(run_dir: str | Path, iteration: int = 1) -> dict[str, Any]:
             seen.add(key)
             node = pair.bad_steps[judgment["step"] - 1]
             verdict = judgment["judgment"] if judgment.get("parsed", True) else "unparsed"
-            steps[(verdict, "lost" if node.value < min(alpha, 1.0) else "not lost")] += 1
+            steps[(verdict, "lost" if lost_by_value(node, alpha) else "not lost")] += 1
     judged_bad_or_good = sum(n for (v, _), n in steps.items() if v in ("Good", "Bad"))
     agreeing = steps[("Bad", "lost")] + steps[("Good", "not lost")]
     return {
