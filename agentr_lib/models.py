@@ -100,6 +100,15 @@ class TinySpec:
         return f"tiny-{TINY_VERSION}-{self.size}-{digest}"
 
 
+def _disjoint_at(size: str, hidden_size: int, num_layers: int, num_heads: int, intermediate_size: int) -> TinySpec:
+    """tiny-disjoint's recipe (data, held-out goals, stages, optimisation) at a larger Llama
+    shape: head size 32 (vLLM's CPU attention runs 32, 64, 80, ...), half as many KV heads as
+    heads, as benchmarks/model_sizes.py measured them. Only the shape changes, so that the
+    issue-32 size sweep tells capacity apart from everything else."""
+    return TinySpec(size=size, held_out=("test", "val", "search"), hidden_size=hidden_size, num_layers=num_layers,
+                    num_heads=num_heads, num_kv_heads=num_heads // 2, head_dim=32, intermediate_size=intermediate_size)
+
+
 SIZES: dict[str, TinySpec] = {
     "tiny": TinySpec(),
     # seconds to build: what the tests use. Context 2048 as tiny's: its 320-token vocabulary
@@ -127,6 +136,13 @@ SIZES: dict[str, TinySpec] = {
     # 394 x 26): the same warm-start length on fewer goals, which tells the disjoint goals'
     # effect apart from the shorter warm start's
     "tiny-disjoint-long": TinySpec(size="tiny-disjoint-long", held_out=("test", "val", "search"), textcraft_seeds=39),
+    # issue 32's size sweep, the two shapes benchmarks/README.md recommends building: 5.10M and
+    # 14.73M parameters with tiny-disjoint's 1,474-token vocabulary (~2.2x and ~4.6x its BC time:
+    # ~31 and ~63 min for the two stages on 2 cores, measured per token with random weights)
+    "tiny-disjoint-5m": _disjoint_at("tiny-disjoint-5m", hidden_size=256, num_layers=6, num_heads=8,
+                                     intermediate_size=768),
+    "tiny-disjoint-15m": _disjoint_at("tiny-disjoint-15m", hidden_size=384, num_layers=8, num_heads=12,
+                                      intermediate_size=1152),
 }
 
 

@@ -51,15 +51,25 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 ROOT = Path(__file__).resolve().parents[1]
 MAX_NEW_TOKENS = 96  # sampling.py's (the tiny profile's)
 
+from agentr_lib.models import SIZES  # noqa: E402
+
+#: The TinySpec fields that make a shape.
+SHAPE_FIELDS: tuple[str, ...] = ("hidden_size", "num_layers", "num_heads", "num_kv_heads", "head_dim",
+                                 "intermediate_size")
+
+
+def registry_shape(size: str) -> dict:
+    """The shape of the registry's embedded model `size` (the sizes the sweep builds are measured here)."""
+    return {field: getattr(SIZES[size], field) for field in SHAPE_FIELDS}
+
+
 #: name -> (label, TinySpec overrides). Head size 32 everywhere (vLLM CPU runs 32, 64, 80, ...);
-#: the first is tiny-disjoint itself (1.37M parameters with its 1,474-token vocabulary).
+#: the first is tiny-disjoint itself (1.37M parameters with its 1,474-token vocabulary), the next
+#: two the registry's tiny-disjoint-5m and tiny-disjoint-15m (the sizes this table chose to build).
 SHAPES: dict[str, tuple[str, dict]] = {
-    "s1": ("1.4M (tiny-disjoint)", dict(hidden_size=128, num_layers=4, num_heads=8, num_kv_heads=4, head_dim=32,
-                                        intermediate_size=512)),
-    "s5": ("~5M", dict(hidden_size=256, num_layers=6, num_heads=8, num_kv_heads=4, head_dim=32,
-                       intermediate_size=768)),
-    "s15": ("~15M", dict(hidden_size=384, num_layers=8, num_heads=12, num_kv_heads=6, head_dim=32,
-                         intermediate_size=1152)),
+    "s1": ("1.4M (tiny-disjoint)", registry_shape("tiny-disjoint")),
+    "s5": ("~5M", registry_shape("tiny-disjoint-5m")),
+    "s15": ("~15M", registry_shape("tiny-disjoint-15m")),
     "s40": ("~40M", dict(hidden_size=512, num_layers=12, num_heads=16, num_kv_heads=8, head_dim=32,
                          intermediate_size=1536)),
 }
@@ -208,7 +218,6 @@ def measure_training(model: str, rows: list[dict], threads: int, steps: int, bat
     import torch
     from sampling import matmul_gflops
 
-    from agentr_lib.models import SIZES
     from agentr_lib.train import SFTConfig, train_sft
 
     spec = SIZES["tiny-disjoint"]

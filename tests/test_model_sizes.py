@@ -33,6 +33,22 @@ def test_the_first_shape_is_tiny_disjoint():
     assert model_sizes.param_count(shape) == 1_369_472  # experiments/results/tiny-disjoint.model_card.json
 
 
+def test_the_sweeps_sizes_are_tiny_disjoint_at_the_measured_shapes():
+    """Issue 32's sweep varies capacity alone: the 5M and 15M specs are tiny-disjoint's recipe
+    (data, held-out goals, stages, optimisation) with the shapes this benchmark measured."""
+    from dataclasses import asdict
+
+    from agentr_lib.models import SIZES
+
+    base = asdict(SIZES["tiny-disjoint"])
+    for size, shape, stated in (("tiny-disjoint-5m", "s5", 5e6), ("tiny-disjoint-15m", "s15", 15e6)):
+        spec = asdict(SIZES[size])
+        changed = {key for key in spec if spec[key] != base[key]}
+        assert changed == {"size"} | {k for k, v in model_sizes.SHAPES[shape][1].items() if v != base[k]}, size
+        assert spec["size"] == size and abs(model_sizes.param_count(model_sizes.SHAPES[shape][1]) - stated) / stated < 0.1
+    assert len({SIZES[size].key() for size in ("tiny-disjoint", "tiny-disjoint-5m", "tiny-disjoint-15m")}) == 3
+
+
 def test_param_count_is_the_built_models(tmp_path):
     from transformers import AutoModelForCausalLM
 

@@ -195,6 +195,30 @@ def test_a_build_killed_mid_stage_resumes_to_the_same_weights(tmp_path, monkeypa
     assert not (tmp_path / ".killed.building").exists()
 
 
+def test_a_stage_killed_after_a_checkpoint_continues_from_it_to_the_same_weights(tmp_path, monkeypatch):
+    """Inside a stage the SFT loop's checkpoint is the resume point: killed at step 3 with a
+    checkpoint every 2 steps, the stage runs steps 3-4 only and ends byte-identical."""
+    from agentr_lib.build import bc
+
+    monkeypatch.setattr(bc, "CHECKPOINT_EVERY", 2)
+    one = dict(size="micro", seed=0, progress=False, evaluate=False)
+    whole = build_tiny_model(tmp_path / "whole", **one)
+    out = tmp_path / "killed"
+    with monkeypatch.context() as patch:
+        _kill_at_optimizer_step(patch, 3)
+        with pytest.raises(KeyboardInterrupt):
+            build_tiny_model(out, **one)
+    assert (tmp_path / ".killed.building" / "bc0" / "checkpoint.pt").is_file()
+    real, taken = torch.optim.AdamW.step, []
+    monkeypatch.setattr(torch.optim.AdamW, "step", lambda self, *a, **k: taken.append(1) or real(self, *a, **k))
+    again = build_tiny_model(out, **one)
+    assert len(taken) == resolve_spec("micro").max_steps - 2, "steps 1-2 came from the checkpoint"
+    assert digest(again / "model.safetensors") == digest(whole / "model.safetensors")
+    curves = [json.loads((model / "train_metrics.json").read_text())["stages"][0]["curve"] for model in (again, whole)]
+    resumed, uninterrupted = ([(c["step"], c["loss"], c["tokens_seen"]) for c in curve] for curve in curves)
+    assert resumed == uninterrupted, "the loss curve and token counts carried over the kill"
+
+
 def test_an_interrupted_build_of_another_spec_is_not_resumed(tmp_path, monkeypatch):
     """The workspace records what the build depends on: resumed with another thread count (other
     float rounding) or spec, the build starts over rather than mix two builds' stages."""
