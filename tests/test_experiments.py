@@ -121,3 +121,33 @@ def test_revision_sft_takes_every_setting_from_the_profile_and_set(tmp_path, mon
     assert (record["episodes_with_revision_turn"], record["recovered_after_revision"], record["goals"]) == (1, 1, 2)
     assert record["overrides"] == {"eval.split": "val", "sft.epochs": 3, "revision.beta": 0.1}
     assert [m["content"] for m in module.revision_prefixes(rows)[0]] == ["goal", "x"], "up to the revision turn"
+
+
+def test_size_sweep_reads_goal_naming_malformed_replies_and_revision_ability(tmp_path):
+    """A row from hand-written episodes: the first thought names the goal only when it says the
+    expert's "I need to craft <goal>." for that episode's goal (a memorised neighbour does not count)."""
+    sweep = script("size_sweep")
+    evaluated = tmp_path / "m"
+    evaluated.mkdir()
+
+    def episode(key: str, goal: str, first: str, success: bool, malformed: int) -> dict:
+        return {"key": key, "first_observation": f"Crafting commands:\ncraft 1 x using 1 y\n\nGoal: craft {goal}.",
+                "steps": [{"response": f"Thought: {first} First I get the base items.\nAction: get 1 y"}],
+                "success": success, "parse_failures": malformed, "loops": {"1": 2 * malformed}}
+
+    test = [episode("1", "oak planks", "I need to craft oak planks.", True, 0),
+            episode("2", "dark oak planks", "I need to craft oak planks.", False, 2),
+            episode("3", "stick", "I need to craft stick.", False, 1),
+            episode("4", "torch", "I need to craft torches.", False, 1)]
+    revised = [episode("1", "oak planks", "", False, 0), episode("2", "stick", "", True, 0)]
+    for name, rows in (("textcraft.jsonl", test), ("textcraft.revision.jsonl", revised)):
+        (evaluated / name).write_text("".join(json.dumps(r) + "\n" for r in rows))
+    row = sweep.row("no-such-model", evaluated)
+    assert row["val_success"]["value"] == 25.0 and row["val_success"]["n"] == 4
+    assert row["goal_named_first_thought"]["value"] == 50.0
+    assert row["malformed_per_episode"] == 1.0 and row["loops_1_per_episode"] == 2.0
+    assert row["revision_ability"]["value"] == 50.0 and row["params"] is None
+    assert row["val_success"]["ci95"][0] <= 25.0 <= row["val_success"]["ci95"][1]
+    assert "minus_reference" not in row
+    paired = sweep.row("no-such-model", evaluated, reference=evaluated)["minus_reference"]
+    assert all(d == {"value": 0.0, "ci95": [0.0, 0.0]} for d in paired.values()), "against itself: 0 [0, 0]"
