@@ -108,11 +108,18 @@ def test_no_import_cycle():
     assert _cycles() == KNOWN_CYCLES
 
 
+def _builders(name: str) -> list[str]:
+    return sorted(m for m in _reach(name) if m == "agentr_lib.build" or m.startswith("agentr_lib.build."))
+
+
 def test_the_runtime_finds_embedded_models_without_their_builder():
     """Checking a profile imports no model builder; the run layout reads the embedded models'
-    folders from the registry (agentr_lib.models), not from agentr_lib.tiny."""
-    assert not {"agentr_lib.tiny", "agentr_lib.smol"} & _reach("agentr_lib.profiles")
-    assert "agentr_lib.tiny" not in GRAPH["agentr_lib.layout"]
+    folders from the registry (agentr_lib.models), and no module outside agentr_lib.build (the
+    layout, the pipeline, the samplers, the notebooks' helpers) reaches any builder module."""
+    assert "agentr_lib.smol" not in _reach("agentr_lib.profiles")
+    assert _builders("agentr_lib.layout") == []
+    runtime = [name for name in MODULES if name != "agentr_lib.build" and not name.startswith("agentr_lib.build.")]
+    assert {name: found for name in runtime if (found := _builders(name))} == {}
     assert GRAPH["agentr_lib.models"] == set(), "the registry imports nothing of the project"
 
 

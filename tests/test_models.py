@@ -16,7 +16,7 @@ def test_importing_the_runtime_imports_no_builder():
     """The hook is a string, so the import walk of tests/test_imports.py cannot see it: check the
     modules a fresh process really loads."""
     code = ("import sys, agentr_lib.layout, agentr_lib.profiles; "
-            "print(sorted(m for m in sys.modules if m.startswith('agentr_lib.build') or m == 'agentr_lib.tiny'))")
+            "print(sorted(m for m in sys.modules if m.startswith('agentr_lib.build')))")
     loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert loaded.strip() == "[]"
 
