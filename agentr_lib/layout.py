@@ -73,6 +73,16 @@ def variants(profile: dict) -> list[tuple[str, str, list[str]]]:
     return out
 
 
+def _under(*parts: str, doc: str | None = None) -> staticmethod:
+    """A RunLayout accessor of a step's folder or file: `workdir / parts[0] / parts[1] ...`."""
+
+    def accessor(workdir: Path) -> Path:
+        return workdir.joinpath(*parts)
+
+    accessor.__doc__ = doc
+    return staticmethod(accessor)
+
+
 @dataclass(frozen=True)
 class RunLayout:
     """The paths of one run folder."""
@@ -126,50 +136,26 @@ class RunLayout:
         """The folder of the search a variant's iteration uses (the shared first search, or its own)."""
         return self.run_dir / "iter1-mcts" if shared else self.iteration(variant, iteration)
 
-    @staticmethod
-    def search(workdir: Path) -> Path:
-        """A search's output folder (summary.json; trees/ one JSON per task)."""
-        return workdir / "mcts"
-
-    @staticmethod
-    def search_summary(workdir: Path) -> Path:
-        return workdir / "mcts" / "summary.json"
-
-    @staticmethod
-    def trees(workdir: Path) -> Path:
-        return workdir / "mcts" / "trees"
-
-    @staticmethod
-    def revision(workdir: Path) -> Path:
-        """The revision step's folder: dataset/ and summary.json."""
-        return workdir / "revision"
-
-    @staticmethod
-    def revision_summary(workdir: Path) -> Path:
-        return workdir / "revision" / "summary.json"
-
-    @staticmethod
-    def dataset(workdir: Path) -> Path:
-        return workdir / "revision" / "dataset"
-
-    @staticmethod
-    def sft(workdir: Path) -> Path:
-        """The SFT step's folder: merged/, adapter/, train_metrics.json."""
-        return workdir / "sft"
-
-    @staticmethod
-    def train_metrics(workdir: Path) -> Path:
-        return workdir / "sft" / "train_metrics.json"
-
-    @staticmethod
-    def merged(workdir: Path) -> Path:
-        """The fully fine-tuned model (what the next iteration samples with, without LoRA)."""
-        return workdir / "sft" / "merged"
-
-    @staticmethod
-    def adapter(workdir: Path) -> Path:
-        """The LoRA adapter on the run's base model (what the next iteration samples with, with LoRA)."""
-        return workdir / "sft" / "adapter"
+    # A step's folders and files inside its workdir (an iteration's folder, or the shared first
+    # search's): `RunLayout.trees(workdir)` is workdir / "mcts" / "trees".
+    search = _under("mcts", doc="A search's output folder (summary.json; trees/ one JSON per task).")
+    search_summary = _under("mcts", "summary.json")
+    trees = _under("mcts", "trees")
+    revision = _under("revision", doc="The revision step's folder: dataset/ and summary.json.")
+    revision_summary = _under("revision", "summary.json")
+    dataset = _under("revision", "dataset")
+    sft = _under("sft", doc="The SFT step's folder: merged/, adapter/, train_metrics.json.")
+    train_metrics = _under("sft", "train_metrics.json")
+    merged = _under("sft", "merged",
+                    doc="The fully fine-tuned model (what the next iteration samples with, without LoRA).")
+    adapter = _under("sft", "adapter",
+                     doc="The LoRA adapter on the run's base model (what the next iteration samples with, with LoRA).")
+    eval = _under("eval",
+                  doc="An evaluation's folder: <env>.jsonl, <env>.metrics.json, metrics.json, <env>.revision.*")
+    eval_sampler = _under("eval", "sampler.json",
+                          doc="What an evaluation sampled with: the backend that ran (`auto` resolved), adapter, calls.")
+    eval_metrics = _under("eval", "metrics.json",
+                          doc="Written last by an evaluation's test-split part (the revision-ability part follows).")
 
     @classmethod
     def trained_model(cls, workdir: Path, lora: bool) -> Path:
@@ -180,18 +166,3 @@ class RunLayout:
     def trained_model_config(cls, workdir: Path, lora: bool) -> Path:
         """The file whose existence proves the SFT step saved its model."""
         return cls.trained_model(workdir, lora) / ("adapter_config.json" if lora else "config.json")
-
-    @staticmethod
-    def eval(workdir: Path) -> Path:
-        """An evaluation's folder: <env>.jsonl, <env>.metrics.json, metrics.json, <env>.revision.*"""
-        return workdir / "eval"
-
-    @staticmethod
-    def eval_sampler(workdir: Path) -> Path:
-        """What an evaluation sampled with: the backend that ran (`auto` resolved), adapter, calls."""
-        return workdir / "eval" / "sampler.json"
-
-    @staticmethod
-    def eval_metrics(workdir: Path) -> Path:
-        """Written last by an evaluation's test-split part (the revision-ability part follows)."""
-        return workdir / "eval" / "metrics.json"
