@@ -512,20 +512,45 @@ def _now() -> str:
 STEP_WEIGHTS: dict[str, float] = {"base": 44.0, "01": 211.0, "02": 2.0, "03": 29.0, "04": 35.0, "figures": 2.5}
 
 
-def estimate_left(plan: list[Step], number: int, profile: dict, durations: dict[str, list[float]]) -> float | None:
+#: The settings that change how many steps a run has, not what one step costs: a run that
+#: overrides only these is still priced by its profile's expected_minutes (expected_per_weight).
+PLAN_SHAPE_KEYS = frozenset({"iterations", "methods", "single_task"})
+
+
+def expected_per_weight(config: RunConfig, run_dir: Path, figures_dir: Path) -> float | None:
+    """Seconds per unit of STEP_WEIGHTS that the profile's `expected_minutes` implies: those
+    minutes are for the profile's whole plan as its file writes it, so they are spread over the
+    weights of that plan, and a run of part of it (`--iterations 1` of a three-iteration
+    profile, fewer methods, `--only`, `--stop-before`) is given its part, not all of it. A
+    `--set expected_minutes` is for this invocation's whole plan. None where the figure says
+    nothing of this run: no expected_minutes, or an override that changes what a step costs (a
+    model, a search size, the envs), not only how many steps there are."""
+    settings, overrides = config.settings, config.overrides
+    if not settings.get("expected_minutes"):
+        return None
+    if overrides and "expected_minutes" not in overrides:
+        if not set(overrides) <= PLAN_SHAPE_KEYS or config.source is None:
+            return None
+        settings = load_run_config(config.source).settings  # the profile as written: what its minutes are for
+    weight = sum(STEP_WEIGHTS[step.cost_kind] for step in build_plan(settings, run_dir, figures_dir)
+                 if step.kind != "00")
+    return config.settings["expected_minutes"] * 60.0 / weight if weight else None
+
+
+def estimate_left(plan: list[Step], number: int, durations: dict[str, list[float]],
+                  expected: float | None = None) -> float | None:
     """Seconds left after step `number` (1-based; `durations`: seconds measured in this
     invocation, by Step.cost_kind). A remaining step of a kind already measured costs that
     kind's mean; one of a kind not yet measured costs its weight (STEP_WEIGHTS) times the
     seconds per weight measured so far -- how fast this machine runs this profile -- or, before
-    anything is measured, times the profile's expected minutes spread over the plan's weights.
+    anything is measured, times `expected` (expected_per_weight: the profile's figure).
     None when nothing is known."""
-    work = [step for step in plan if step.kind != "00"]
     measured = {kind: seconds for kind, seconds in durations.items() if kind in STEP_WEIGHTS and seconds}
     if measured:
         per_weight = (sum(sum(seconds) for seconds in measured.values())
                       / sum(STEP_WEIGHTS[kind] * len(seconds) for kind, seconds in measured.items()))
-    elif profile.get("expected_minutes") and work:  # a plan of setup alone (--stop-before) has nothing to spread over
-        per_weight = profile["expected_minutes"] * 60.0 / sum(STEP_WEIGHTS[step.cost_kind] for step in work)
+    elif expected and any(step.kind != "00" for step in plan):  # a plan of setup alone (--stop-before): nothing to say
+        per_weight = expected
     else:
         return None
     return sum(sum(measured[step.cost_kind]) / len(measured[step.cost_kind]) if step.cost_kind in measured
@@ -621,6 +646,7 @@ def _execute_plan(plan: list[Step], selected: list[Step], config: RunConfig, run
     })
     manifest.pop("finished", None)
     atomic_write_json(manifest_path, manifest)
+    expected = expected_per_weight(config, run_dir, figures_dir)
     started = time.monotonic()
     durations: dict[str, list[float]] = {}
     upstream: dict[str, dict] = {}
@@ -681,7 +707,7 @@ def _execute_plan(plan: list[Step], selected: list[Step], config: RunConfig, run
             manifest["setup"] = read_json(step.outputs[0])
         atomic_write_json(manifest_path, manifest)
         durations.setdefault(step.cost_kind, []).append(seconds)
-        left = estimate_left(selected, number, profile, durations)
+        left = estimate_left(selected, number, durations, expected)
         print(f"{label}: done in {_clock(seconds)} (elapsed {_clock(time.monotonic() - started)}"
               + (f", about {_clock(left)} left)" if left is not None else ")"), flush=True)
     manifest["finished"] = _now()

@@ -28,11 +28,13 @@ Config = TypeVar("Config")
 class RunConfig:
     """A validated run: `settings` holds every key nested by section (what load_profile
     returns, "name" included), `overrides` the dotted keys the command line changed, `notes`
-    what loading changed on its own and says (an alpha list cut to fewer iterations)."""
+    what loading changed on its own and says (an alpha list cut to fewer iterations), `source`
+    the profile file it was loaded from (None: a profile handed over already loaded)."""
 
     settings: dict[str, Any]
     overrides: dict[str, Any] = field(default_factory=dict)
     notes: tuple[str, ...] = ()
+    source: Path | None = None
 
     @classmethod
     def from_settings(cls, settings: dict[str, Any]) -> "RunConfig":
@@ -96,7 +98,7 @@ def load_run_config(profile: str | Path, sets: Mapping[str, Any] | None = None) 
     given = ", ".join(f"{key}={value!r}" for key, value in sets.items())
     validate_profile(settings, f"{path}" + (f" with --set {given}" if sets else ""))
     settings["name"] = path.stem
-    return RunConfig(settings, sets, tuple(notes))
+    return RunConfig(settings, sets, tuple(notes), path)
 
 
 def recorded_run_config(profile: str | Path, run_dir: str | Path) -> RunConfig:

@@ -15,7 +15,7 @@ from agentr_lib import pipeline
 from agentr_lib.io import read_json
 from agentr_lib.pipeline import Selection, build_plan, main, run_pipeline, step_state, variants
 from agentr_lib.profiles import load_profile
-from agentr_lib.run_config import load_run_config
+from agentr_lib.run_config import RunConfig, load_run_config
 
 
 def test_plan_order_and_model_chaining(tmp_path):
@@ -304,15 +304,56 @@ def test_a_second_pipeline_on_the_same_run_folder_is_refused(fake):
 def test_time_left_comes_from_the_profile_then_from_measured_steps():
     profile = load_profile("smoke")
     plan = build_plan(profile, Path("/r"), Path("/f"))
-    after_setup = pipeline.estimate_left(plan, 1, profile, {"00": [600.0]})
+    expected = pipeline.expected_per_weight(RunConfig.from_settings(profile), Path("/r"), Path("/f"))
+    after_setup = pipeline.estimate_left(plan, 1, {"00": [600.0]}, expected)
     assert after_setup == pytest.approx(profile["expected_minutes"] * 60), \
         "set-up time says nothing about the other steps (it was 'about 996m left')"
-    assert pipeline.estimate_left(plan, 1, {**profile, "expected_minutes": None}, {}) is None
-    measured = pipeline.estimate_left(plan, 3, profile, {"00": [600.0], "base": [140.0], "01": [50.0]})
+    assert pipeline.expected_per_weight(RunConfig.from_settings({**profile, "expected_minutes": None}),
+                                        Path("/r"), Path("/f")) is None
+    assert pipeline.estimate_left(plan, 1, {}, None) is None
+    measured = pipeline.estimate_left(plan, 3, {"00": [600.0], "base": [140.0], "01": [50.0]}, expected)
     per_weight = (140.0 + 50.0) / (pipeline.STEP_WEIGHTS["base"] + pipeline.STEP_WEIGHTS["01"])
     searches_left = sum(step.kind == "01" for step in plan[3:])
     others = sum(pipeline.STEP_WEIGHTS[step.cost_kind] for step in plan[3:] if step.kind != "01")
     assert measured == pytest.approx(searches_left * 50.0 + others * per_weight)
+
+
+def _weight(plan) -> float:
+    return sum(pipeline.STEP_WEIGHTS[step.cost_kind] for step in plan if step.kind != "00")
+
+
+def test_a_run_of_part_of_a_profile_is_given_its_part_of_the_expected_minutes():
+    """Regression: smol's `--iterations 1` (86 minutes) said "about 300m0s left" after set-up:
+    the profile's expected minutes are for its three iterations and were spread over the
+    one-iteration plan. They are spread over the profile's own plan; the run gets its share."""
+    minutes = load_profile("tiny")["expected_minutes"]
+    whole = build_plan(load_profile("tiny"), Path("/r"), Path("/f"))
+
+    def after_setup(sets: dict, only: tuple[str, ...] = ()) -> float | None:
+        config = load_run_config("tiny", sets)
+        plan = pipeline.select_stages(build_plan(config.settings, Path("/r"), Path("/f")), list(only))
+        expected = pipeline.expected_per_weight(config, Path("/r"), Path("/f"))
+        return pipeline.estimate_left(plan, 1, {"00": [60.0]}, expected)
+
+    assert after_setup({}) == pytest.approx(minutes * 60), "the profile as written: its own figure, as before"
+    one = build_plan(load_run_config("tiny", {"iterations": 1}).settings, Path("/r"), Path("/f"))
+    assert after_setup({"iterations": 1}) == pytest.approx(minutes * 60 * _weight(one[1:]) / _weight(whole))
+    assert after_setup({"iterations": 1}) < 0.5 * minutes * 60
+    evaluations = [step for step in whole if step.stage == "eval"]
+    assert after_setup({}, ("setup", "eval")) == pytest.approx(minutes * 60 * _weight(evaluations) / _weight(whole))
+    assert after_setup({"mcts.simulations": 4}) is None, "a search of another size: the figure is not for it"
+    assert after_setup({"iterations": 1, "expected_minutes": 10}) == pytest.approx(600.0), "a --set figure is the run's"
+
+
+def test_the_console_prices_one_iteration_of_a_three_iteration_profile(monkeypatch, tmp_path, capsys):
+    monkeypatch.setattr(pipeline, "execute_step", FakeExecutor())
+    config = load_run_config("tiny", {"iterations": 1})
+    run_pipeline(config, run_name="r", runs_root=tmp_path / "runs", figures_dir=tmp_path / "fig")
+    first = next(line for line in capsys.readouterr().out.splitlines() if "setup: done" in line)
+    minutes = int(first.split("about ")[1].split("m")[0])
+    whole = build_plan(load_profile("tiny"), tmp_path / "runs" / "r", tmp_path / "fig")
+    one = build_plan(config.settings, tmp_path / "runs" / "r", tmp_path / "fig")
+    assert minutes == int(config.settings["expected_minutes"] * _weight(one) / _weight(whole)), first
 
 
 def test_the_base_evaluation_is_its_own_kind():
@@ -344,7 +385,7 @@ def test_time_left_after_the_first_search_is_within_30_percent_on_tiny(machine_s
     first_search = [step.key for step in plan].index("iter1/mcts") + 1
     for number, (step, seconds) in enumerate(zip(plan, truth), start=1):
         durations.setdefault(step.cost_kind, []).append(seconds)
-        left, really = pipeline.estimate_left(plan, number, profile, durations), sum(truth[number:])
+        left, really = pipeline.estimate_left(plan, number, durations), sum(truth[number:])
         if number >= first_search and really > 0:
             assert abs(left - really) <= 0.3 * really, (step.key, round(left), round(really))
 

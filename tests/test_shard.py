@@ -245,7 +245,7 @@ def test_the_pipeline_stops_before_a_step_the_workers_pre_run(tmp_path, capsys):
     with pytest.raises(ValueError, match="--stop-before 'iter9/mcts' is not a step of this plan"):
         run_pipeline(profile, runs_root=tmp_path / "runs", dry_run=True, stop_before="iter9/mcts")
     setup = build_plan(profile, tmp_path / "runs" / "x", tmp_path / "figs")[:1]
-    assert estimate_left(setup, 1, {**profile, "expected_minutes": 5}, {}) is None  # nothing to spread over
+    assert estimate_left(setup, 1, {}, 5.0) is None  # nothing to estimate
 
 
 def test_workers_plan_with_the_overrides_the_pipeline_recorded(tmp_path):

@@ -172,7 +172,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("description", "", text, "one line saying what the profile is for"),
     Setting("hardware", "", text, "the machine it is meant for"),
     Setting("expected_minutes", None, optional(number(0, open_low=True)),
-            "the expected wall time of the whole pipeline (the progress estimate starts from it)"),
+            "the expected wall time of the profile's whole pipeline (the progress estimate starts from it; a run of part "
+            "of it, --iterations 1 of 3 or --only, is given its share)"),
     Setting("model", "tiny", _model, "the base model: an embedded one (" + ", ".join(EMBEDDED_MODELS) + "; built offline), a pretrained one ("
             + ", ".join(PRETRAINED_MODELS) + "; converted offline from a PyPI package), a model folder or a hub name",
             "00"),
