@@ -14,13 +14,13 @@ from __future__ import annotations
 import time
 from collections import Counter
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 from .envs import make_env, per_env
 from .evaluate import EvalConfig, evaluate_suite
-from .io import atomic_write_json
+from .io import atomic_write_json, read_json
 from .layout import model_path
 from .llm import Policy, load_policy
 from .mcts import MCTSConfig, SearchResult, Tree, load_trees, search_trees, tree_rows
@@ -182,6 +182,34 @@ class TrainingData:
         return mix_general(dataset, self.general_data, eta=self.eta, seed=seed) if self.general_data else dataset
 
 
+def trained_by_launch(init_model: str, out_dir: str | Path, config: Any) -> dict | None:
+    """The metrics of an SFT that agentr_lib.train_cli ran into `out_dir` from `init_model` with
+    `config` under `accelerate launch` (on several processes), so notebook 03 loads it instead
+    of training again on one; None when no multi-process training is recorded there (the notebook then
+    trains as always). train_metrics.json is written last (after the model), so its presence
+    certifies the model. One with other settings raises, naming the file and what differs."""
+    path = Path(out_dir) / "train_metrics.json"
+    if not path.exists():
+        return None
+    metrics = read_json(path)
+    if int(metrics.get("processes") or 1) <= 1:
+        return None
+    wanted = {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(config).items() if k != "progress"}
+    found = {k: v for k, v in (metrics.get("config") or {}).items() if k != "progress"}
+    changed = {k: (found.get(k), v) for k, v in wanted.items() if found.get(k) != v}
+    if str(metrics.get("base_model")) != str(init_model):
+        changed["init_model"] = (metrics.get("base_model"), str(init_model))
+    if metrics.get("steps") == 0:  # carried over (no training rows): no config was recorded
+        changed = {k: v for k, v in changed.items() if k == "init_model"}
+    if changed:
+        raise ValueError(f"{path}: an SFT with other settings is already there {changed} (found, wanted); "
+                         "delete the folder to train again")
+    if not Path(metrics["outputs"]["model"]).exists():
+        raise ValueError(f"{path}: names the model {metrics['outputs']['model']}, which is missing; delete the "
+                         "folder to train again")
+    return metrics
+
+
 @dataclass
 class Trained:
     """What `train` made: the training metrics (train_metrics.json; `outputs.model` is the model
@@ -204,8 +232,6 @@ def train(config: SFTConfig, init_model: str, data: TrainingData, out_dir: str |
         import unsloth  # noqa: F401  -- must come before transformers/peft to patch them
     import psutil
     import torch
-
-    from .train_cli import trained_by_launch
 
     init = model_path(init_model)
     dataset = data.load(config.seed)

@@ -10,7 +10,8 @@
 ENVS, the profile's sft settings, SEED, OUT_DIR), its dataset loaded and filtered as notebook
 03 does (the general-data mix included). `--rows`: a JSONL file of training rows (messages with
 per-turn loss flags, or input_ids + labels) and SFTConfig fields as JSON. Process 0 writes
-the outputs once (train_sft: adapter/ or merged/, train_metrics.json).
+the outputs once (train_sft: adapter/ or merged/, train_metrics.json), which notebook 03 then
+loads instead of training again (stages.trained_by_launch).
 """
 
 from __future__ import annotations
@@ -22,46 +23,13 @@ from pathlib import Path
 from typing import Any
 
 
-def trained_by_launch(init_model: str, out_dir: str | Path, config: Any) -> dict | None:
-    """The metrics of an SFT this CLI ran into `out_dir` from `init_model` with `config` under
-    `accelerate launch` (on several processes), so notebook 03 loads it instead of training
-    again on one; None when no multi-process training is recorded there (the notebook then
-    trains as always). train_metrics.json is written last (after the model), so its presence
-    certifies the model. One with other settings raises, naming the file and what differs."""
-    from dataclasses import asdict
-
-    from .io import read_json
-
-    path = Path(out_dir) / "train_metrics.json"
-    if not path.exists():
-        return None
-    metrics = read_json(path)
-    if int(metrics.get("processes") or 1) <= 1:
-        return None
-    wanted = {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(config).items() if k != "progress"}
-    found = {k: v for k, v in (metrics.get("config") or {}).items() if k != "progress"}
-    changed = {k: (found.get(k), v) for k, v in wanted.items() if found.get(k) != v}
-    if str(metrics.get("base_model")) != str(init_model):
-        changed["init_model"] = (metrics.get("base_model"), str(init_model))
-    if metrics.get("steps") == 0:  # carried over (no training rows): no config was recorded
-        changed = {k: v for k, v in changed.items() if k == "init_model"}
-    if changed:
-        raise ValueError(f"{path}: an SFT with other settings is already there {changed} (found, wanted); "
-                         "delete the folder to train again")
-    if not Path(metrics["outputs"]["model"]).exists():
-        raise ValueError(f"{path}: names the model {metrics['outputs']['model']}, which is missing; delete the "
-                         "folder to train again")
-    return metrics
-
-
 def step_training(profile: str, run_dir: str, key: str) -> tuple[str, Any, str, Any, str]:
     """(init model, dataset, out dir, SFTConfig, backend) of a pipeline SFT step, as notebook 03
     builds them from its parameters."""
-    from .data import filter_env, mix_general
     from .layout import model_path
     from .pipeline import build_plan
     from .run_config import recorded_run_config
-    from .revision import load_dataset
+    from .stages import TrainingData
     from .train import SFTConfig
 
     plan = {step.key: step for step in build_plan(recorded_run_config(profile, run_dir).settings, Path(run_dir), Path(run_dir) / "figures")}
@@ -69,9 +37,7 @@ def step_training(profile: str, run_dir: str, key: str) -> tuple[str, Any, str, 
         raise ValueError(f"--step {key!r}: not an SFT step of profile {profile!r}; these are: "
                          f"{[k for k, s in plan.items() if s.notebook == '03_sft_unsloth']}")
     p = plan[key].parameters
-    dataset = filter_env(load_dataset(p["DATASET_DIR"]), p["ENVS"])
-    if p["GENERAL_DATA"]:
-        dataset = mix_general(dataset, p["GENERAL_DATA"], eta=p["ETA"], seed=p["SEED"])
+    dataset = TrainingData(p["DATASET_DIR"], p["ENVS"], p["GENERAL_DATA"], p["ETA"]).load(p["SEED"])
     config = SFTConfig(lora=p["LORA"], lora_r=p["LORA_R"], lora_alpha=p["LORA_ALPHA"], learning_rate=p["LEARNING_RATE"],
                        epochs=p["EPOCHS"], batch_size=p["BATCH_SIZE"], max_seq_length=p["MAX_SEQ_LENGTH"],
                        seed=p["SEED"], init_from=p["INIT_FROM"], save_merged=not p["LORA"])

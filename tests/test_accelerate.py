@@ -32,7 +32,7 @@ from test_lora import rows
 from agentr_lib.io import write_jsonl
 from agentr_lib.llm import load_policy
 from agentr_lib.train import SFTConfig
-from agentr_lib.train_cli import trained_by_launch
+from agentr_lib.stages import trained_by_launch
 
 ROOT = Path(__file__).resolve().parents[1]
 CPU_CONFIG = ROOT / "agentr_lib" / "profiles" / "accelerate" / "ddp-cpu-2.yaml"
