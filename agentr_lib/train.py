@@ -214,6 +214,28 @@ def lora_config(config: SFTConfig) -> Any:
                       target_modules=list(config.target_modules), task_type="CAUSAL_LM")
 
 
+def mkl_worker_threads() -> int | None:
+    """The thread count MKL gives a thread that never set its own: what the OpenMP worker
+    threads' GEMMs (the CPU attention backward's) run with. torch.set_num_threads sets MKL's
+    count on the calling thread only, so this stays what MKL read from MKL_NUM_THREADS (else
+    the core count) when torch was imported; it changes the rounding of training at 2+ threads
+    (docs/embedded-model.md#determinism). None without MKL."""
+    import ctypes
+    import threading
+
+    import torch
+
+    try:
+        get = ctypes.CDLL(os.path.join(os.path.dirname(torch.__file__), "lib", "libtorch_cpu.so")).MKL_Get_Max_Threads
+    except (OSError, AttributeError):
+        return None
+    found: list[int] = []
+    worker = threading.Thread(target=lambda: found.append(int(get())))
+    worker.start()
+    worker.join()
+    return found[0] if found else None
+
+
 def _load_for_training(backend: str, init_model: str, config: SFTConfig,
                        accelerator: Any = None) -> tuple[Any, Any, str]:
     """(model ready to train, tokenizer, device). `init_model` is a full model folder or a LoRA
@@ -224,6 +246,14 @@ def _load_for_training(backend: str, init_model: str, config: SFTConfig,
 
     if config.threads:
         torch.set_num_threads(config.threads)
+    mkl = mkl_worker_threads()
+    if mkl is not None and torch.get_num_threads() > 1 and mkl != torch.get_num_threads():
+        import warnings
+
+        warnings.warn(f"sft: torch trains with {torch.get_num_threads()} threads but MKL's worker threads with {mkl} "
+                      "(MKL_NUM_THREADS or the core count, read when torch was imported): the weights differ from "
+                      "a process whose two counts agree; set MKL_NUM_THREADS before torch is imported "
+                      "(docs/embedded-model.md#determinism)", RuntimeWarning, stacklevel=3)
     torch.manual_seed(config.seed)  # before the LoRA weights are initialised
     if backend == "unsloth":  # GPU only: 4-bit base, Unsloth's LoRA and gradient checkpointing
         from .llm.unsloth import load_for_training
@@ -407,7 +437,8 @@ def _train_loop(backend: str, model: Any, tokenizer: Any, rows: dict[str, list],
         "steps": step, "planned_steps": total, "curve": curve, "final_loss": curve[-1]["smoothed"] if curve else None,
         "tokens_trained": tokens_trained, "tokens_seen": tokens_seen, "seconds": round(seconds, 2),
         "tokens_per_s": round(tokens_seen / seconds, 1) if seconds else None, "stopped_by_time_limit": stopped_by_time,
-        "threads": torch.get_num_threads(), "device": device, "trainable_params": sum(p.numel() for p in params),
+        "threads": torch.get_num_threads(), "mkl_worker_threads": mkl_worker_threads(), "device": device,
+        "trainable_params": sum(p.numel() for p in params),
         "dtype": str(next(model.parameters()).dtype).removeprefix("torch."),
         "peak_memory_gb": round(torch.cuda.max_memory_allocated() / 2**30, 3) if device.startswith("cuda") else None,
         "processes": accelerator.num_processes if accelerator is not None else 1,

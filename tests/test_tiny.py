@@ -381,3 +381,27 @@ def test_micro_fluent_demonstrations_reply_with_the_action_line_alone_and_carry_
     assert stats["judge_book"]["episodes"] == sum(row["env"] == "judge_book" for row in rows) > 0
     # tiny keeps the expert's thoughts and judges nothing
     assert resolve_spec("tiny").thoughts and resolve_spec("tiny").judge_book_repeats == 0
+
+
+@pytest.mark.slow
+def test_a_build_gives_the_same_weights_whatever_the_process_environment(tmp_path):
+    """Separate processes, other string hashing (PYTHONHASHSEED), another MKL_NUM_THREADS and
+    OMP_NUM_THREADS, another working directory: the same weights' bytes. Before the build pinned
+    MKL's thread count (build.__main__.pin_math_threads), MKL_NUM_THREADS=1 gave other weights at
+    threads 2 (micro: 27237bf6... vs cf983342...; docs/embedded-model.md#determinism)."""
+    import os
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parents[1]
+    variants = {"plain": {"PYTHONHASHSEED": "0"},
+                "other": {"PYTHONHASHSEED": "1", "MKL_NUM_THREADS": "1", "OMP_NUM_THREADS": "1"}}
+    hashes = {}
+    for name, extra in variants.items():
+        env = {k: v for k, v in os.environ.items() if k not in ("MKL_NUM_THREADS", "OMP_NUM_THREADS")}
+        env.update(extra, PYTHONPATH=str(root))
+        subprocess.run([sys.executable, "-m", "agentr_lib.build", "build", "--size", "micro", "--no-eval", "--force",
+                        "--out", str(tmp_path / name)], cwd=tmp_path, env=env, check=True, capture_output=True)
+        hashes[name] = digest(tmp_path / name / "model.safetensors")
+    assert hashes["plain"] == hashes["other"]
+    assert digest(tmp_path / "plain" / "tokenizer.json") == digest(tmp_path / "other" / "tokenizer.json")

@@ -6,13 +6,24 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Sequence
 
 from ..io import read_json
-from ..models import SIZES
-from .bc import BuildCutShort, build_tiny_model
-from .score import measure_test_scores
+from ..models import SIZES, resolve_spec
+
+
+def pin_math_threads(threads: int) -> None:
+    """Give MKL the thread count torch trains with, before torch is imported. Why: torch's
+    set_num_threads sets MKL's count on the calling thread only; the OpenMP worker threads
+    (the CPU attention backward's GEMMs) keep the count MKL read from MKL_NUM_THREADS (or the
+    core count) at import, and it changes the rounding: micro at threads 2 gave sha256
+    cf983342... with MKL_NUM_THREADS unset or 2 and 27237bf6... with MKL_NUM_THREADS=1
+    (docs/embedded-model.md#determinism). Too late once torch is imported: train warns then."""
+    if "torch" in sys.modules:
+        return
+    os.environ["OMP_NUM_THREADS"] = os.environ["MKL_NUM_THREADS"] = str(threads)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -35,6 +46,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     score.add_argument("--max-turns", type=int, default=None)
     score.add_argument("--threads", type=int, default=None)
     args = parser.parse_args(argv)
+    if args.command == "build":
+        pin_math_threads(args.threads or resolve_spec(args.size).threads)
+    from .bc import BuildCutShort, build_tiny_model
+    from .score import measure_test_scores
+
     if args.command == "eval":
         scores = measure_test_scores(args.model_dir, args.envs.split(",") if args.envs else None, args.tasks,
                                      args.max_turns, threads=args.threads)
