@@ -198,7 +198,9 @@ VECTOR_ISA: tuple[str, ...] = ("avx2", "fma", "avx512f", "avx512_vnni", "avx512_
 
 def _machine() -> dict[str, Any]:
     """What a run's floating-point results depend on besides its inputs: the CPU, its vector
-    extensions (VECTOR_ISA) and the thread count the steps run with (Makefile: OMP_NUM_THREADS)."""
+    extensions (VECTOR_ISA) and the thread counts the steps run with (Makefile: OMP_NUM_THREADS and
+    MKL_NUM_THREADS; MKL's worker threads keep the latter whatever torch.set_num_threads says, and
+    round the attention backward differently: docs/embedded-model.md#determinism)."""
     cpu, flags = platform.processor() or platform.machine(), set()
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -211,7 +213,7 @@ def _machine() -> dict[str, Any]:
     except OSError:  # not Linux: the processor name alone
         pass
     return {"cpu": cpu, "cores": os.cpu_count(), "vector_isa": [isa for isa in VECTOR_ISA if isa in flags],
-            "omp_num_threads": os.environ.get("OMP_NUM_THREADS")}
+            "omp_num_threads": os.environ.get("OMP_NUM_THREADS"), "mkl_num_threads": os.environ.get("MKL_NUM_THREADS")}
 
 
 def _git_commit() -> str:

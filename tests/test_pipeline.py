@@ -156,6 +156,7 @@ def test_finished_steps_are_skipped_and_run_json_says_done(fake):
     assert manifest["finished"] and not manifest.get("interruptions")
     assert manifest["machine"]["cpu"] and set(manifest["machine"]["vector_isa"]) <= set(pipeline.VECTOR_ISA), \
         "what decides the kernels (and so the bits) is recorded"
+    assert {"omp_num_threads", "mkl_num_threads"} <= set(manifest["machine"]), "and the thread counts that round"
     assert not str(run_dir) in json.dumps(read_json(pipeline.marker_path(run_dir, "agent_r/iter1/sft"))), \
         "markers hold paths relative to the run folder"
 
