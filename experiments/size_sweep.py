@@ -16,7 +16,6 @@ ability (success from the shared prefixes); parameters and build minutes from th
 from __future__ import annotations
 
 import argparse
-import json
 import re
 import sys
 from pathlib import Path
@@ -26,7 +25,7 @@ sys.path.insert(0, str(ROOT))
 
 from agentr_lib import stages, stats  # noqa: E402
 from agentr_lib.evaluate import EvalConfig  # noqa: E402
-from agentr_lib.io import atomic_write_json, read_json  # noqa: E402
+from agentr_lib.io import atomic_write_json, read_json, read_jsonl  # noqa: E402
 from agentr_lib.layout import model_path  # noqa: E402
 from agentr_lib.run_config import load_run_config  # noqa: E402
 
@@ -38,7 +37,7 @@ def episodes(path: Path) -> list[dict]:
     """The JSONL's episodes, one per goal (keyed as the evaluator keys them)."""
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no episodes; run the base evaluation first (see this script's docstring)")
-    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    return read_jsonl(path)
 
 
 def names_goal(episode: dict) -> bool:
